@@ -1,0 +1,123 @@
+"""The agent protocol and the Python-callable agent (``package.module:function``)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import importlib
+import inspect
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import AgentError
+
+Messages = list[dict[str, str]]
+
+
+class AgentSpecError(Exception):
+    """An agent spec cannot be resolved to an agent; the message says why and what to do."""
+
+
+class Agent(Protocol):
+    """What produces a reply from a prompt and a conversation."""
+
+    @property
+    def identity(self) -> dict[str, object]:
+        """JSON-able and secret-free; part of the reply-cache key."""
+        ...
+
+    async def reply(self, prompt: str, messages: Messages) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _source_hash(module: Any) -> str:
+    try:
+        source = inspect.getsourcefile(module)
+        data = Path(source).read_bytes() if source else b""
+    except (OSError, TypeError):
+        data = b""
+    return hashlib.sha256(data).hexdigest()
+
+
+class PythonAgent:
+    """``def reply(prompt, messages) -> str`` (or ``async def``), imported by its path."""
+
+    def __init__(
+        self, target: str, function: Callable[..., Any], source_sha256: str, concurrency: int
+    ) -> None:
+        self.target = target
+        self.function = function
+        self.source_sha256 = source_sha256
+        self.concurrency = concurrency
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def identity(self) -> dict[str, object]:
+        return {"kind": "python", "target": self.target, "source_sha256": self.source_sha256}
+
+    async def reply(self, prompt: str, messages: Messages) -> str:
+        messages = copy.deepcopy(messages)
+        if inspect.iscoroutinefunction(self.function):
+            result = await self.function(prompt, messages)
+        else:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.concurrency, thread_name_prefix="hgd-agent"
+                )
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor, self.function, prompt, messages)
+            if inspect.isawaitable(result):
+                result = await result
+        if not isinstance(result, str):
+            raise AgentError(f"agent {self.target} returned {type(result).__name__}, not a str")
+        return result
+
+    async def aclose(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def load_python_agent(target: str, rootdir: Path, concurrency: int) -> PythonAgent:
+    """Import ``package.module:function`` with the rootdir on ``sys.path``."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise AgentSpecError(
+            f"{target!r} is not of the form package.module:function "
+            "(or openai:MODEL for an OpenAI-compatible endpoint)"
+        )
+    if str(rootdir) not in sys.path:
+        sys.path.insert(0, str(rootdir))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentSpecError(f"cannot import module {module_name!r}: {exc}") from exc
+    except Exception as exc:
+        raise AgentSpecError(
+            f"importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    function: Any = module
+    for part in attribute.split("."):
+        function = getattr(function, part, None)
+        if function is None:
+            raise AgentSpecError(f"module {module_name!r} has no attribute {attribute!r}")
+    if not callable(function):
+        raise AgentSpecError(f"{target!r} is not callable")
+    try:
+        inspect.signature(function).bind("prompt", [])
+    except TypeError as exc:
+        raise AgentSpecError(
+            f"{target!r} must accept (prompt: str, messages: list[dict]); its signature "
+            f"does not: {exc}"
+        ) from exc
+    except ValueError:  # builtins without a signature: trust them
+        pass
+    return PythonAgent(target, function, _source_hash(module), concurrency)
+
+
+def is_http_spec(spec: str) -> bool:
+    return spec.startswith("openai:")

@@ -1,0 +1,75 @@
+"""The reply cache: one JSON file per agent call, keyed by everything that changes a reply."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CACHE_VERSION = 1
+
+
+def reply_key(
+    agent_identity: Mapping[str, object],
+    agent_version: str | None,
+    prompt: str,
+    messages: list[dict[str, str]],
+    sample: int,
+) -> str:
+    """sha256 of the agent's identity and version, the prompt, the messages and the sample."""
+    material = {
+        "cache_version": CACHE_VERSION,
+        "agent": dict(agent_identity),
+        "agent_version": agent_version,
+        "prompt": prompt,
+        "messages": messages,
+        "sample": sample,
+    }
+    blob = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+class ReplyCache:
+    """Replies on disk under ``directory/replies/<2 hex>/<key>.json``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, key: str) -> Path:
+        return self.directory / "replies" / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> str | None:
+        try:
+            entry: Any = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        reply = entry.get("reply") if isinstance(entry, dict) else None
+        return reply if isinstance(reply, str) else None
+
+    def put(self, key: str, reply: str) -> None:
+        write_atomic(self._path(key), json.dumps({"reply": reply}, ensure_ascii=False))
+
+    def clear(self) -> int:
+        """Delete every cached reply; returns how many there were."""
+        replies = self.directory / "replies"
+        count = sum(1 for _ in replies.rglob("*.json")) if replies.is_dir() else 0
+        shutil.rmtree(replies, ignore_errors=True)
+        return count

@@ -1,0 +1,141 @@
+"""The one File/Item pair: a pair file collects one item per pair; an item runs the gate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import gate
+from .checks import excerpt
+from .errors import PairFileError
+from .model import Delta, Evaluation, Kind, Pair
+from .pairfile import load_pairs
+
+if TYPE_CHECKING:
+    from .session import HGDSession
+
+
+class PairFailed(Exception):
+    """A pair regressed or failed: the message says which check and shows the reply."""
+
+
+def result_payload(evaluation: Evaluation | None) -> dict[str, Any] | None:
+    """Small JSON-able summary of one prompt's evaluation, to ride on the test report."""
+    if evaluation is None:
+        return None
+    failure = evaluation.first_failure()
+    first_reply = next((r.text for r in evaluation.replies if r.text is not None), None)
+    return {
+        "passes": evaluation.passes,
+        "runs": evaluation.runs,
+        "failed_check": failure[0].name if failure else None,
+        "message": failure[0].message if failure else None,
+        "reply": excerpt(failure[1] if failure else first_reply or "", 400),
+        "called": sum(1 for r in evaluation.replies if not r.cached),
+    }
+
+
+def _describe(role: str, evaluation: Evaluation | None) -> list[str]:
+    if evaluation is None:
+        return [f"{role}: (none given)"]
+    failure = evaluation.first_failure()
+    if failure is None:
+        return [f"{role}: passed"]
+    check, reply = failure
+    return [f"{role}: failed check `{check.name}`: {check.message}", f"{role} reply: {reply!r}"]
+
+
+class PairFile(pytest.File):
+    """A ``*.hgd.yaml`` file: one conversation's pairs."""
+
+    def collect(self) -> Iterator[PairItem]:
+        session: HGDSession = self.config.stash[SESSION_KEY]
+        display = self.nodeid or self.path.name
+        try:
+            pairs = load_pairs(self.path, display, session.registry)
+        except PairFileError as exc:
+            raise self.CollectError(exc.render()) from None
+        for pair in pairs:
+            yield PairItem.from_parent(self, name=pair.id, pair=pair)
+
+
+class PairItem(pytest.Item):
+    """One pair under the baseline and the candidate prompt."""
+
+    def __init__(self, *, pair: Pair, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pair = pair
+        self.hgd_payload: dict[str, Any] | None = None
+        self.hgd_payload_phase = "call"
+        self.extra_keyword_matches.update(pair.tags)  # `-k pricing` selects by tag
+
+    @property
+    def session_state(self) -> HGDSession:
+        return self.config.stash[SESSION_KEY]
+
+    def _base_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.nodeid,
+            "kind": self.pair.kind.value,
+            "tags": list(self.pair.tags),
+            "conversation": self.pair.conversation,
+        }
+
+    def setup(self) -> None:
+        for status, reason in (
+            ("retired", self.pair.retired),
+            ("pending_review", self.pair.review),
+        ):
+            if reason is not None:
+                self.hgd_payload = {**self._base_payload(), "status": status, "reason": reason}
+                self.hgd_payload_phase = "setup"
+                pytest.skip(f"{status.replace('_', ' ')}: {reason}")
+        baseline, candidate = self.session_state.evaluate(self)
+        self.evaluations = (baseline, candidate)
+        error = (baseline.error if baseline else None) or candidate.error
+        if error is not None:
+            role = "candidate" if candidate.error else "baseline"
+            self.hgd_payload = {
+                **self._base_payload(),
+                "delta": Delta.ERROR.value,
+                "baseline": None,
+                "candidate": None,
+                "error": f"{role}: {error}",
+            }
+            self.hgd_payload_phase = "setup"
+            pytest.fail(f"agent error under the {role} prompt: {error}", pytrace=False)
+
+    def runtest(self) -> None:
+        baseline, candidate = self.evaluations
+        delta = self.session_state.decide(self, baseline, candidate)
+        self.hgd_payload = {
+            **self._base_payload(),
+            "delta": delta.value,
+            "baseline": result_payload(baseline),
+            "candidate": result_payload(candidate),
+            "error": None,
+        }
+        strict = self.session_state.settings.strict
+        if delta is Delta.STILL_FAILING and not strict:
+            failure = candidate.first_failure()
+            reason = f"{failure[0].name}: {failure[0].message}" if failure else "fails"
+            pytest.xfail(f"still_failing under both prompts ({reason})")
+        if gate.fails_gate(delta, strict):
+            lines = [f"{delta.value}: {self.pair.kind.value} pair {self.nodeid}"]
+            lines += _describe("baseline", baseline) + _describe("candidate", candidate)
+            raise PairFailed("\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, PairFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        line = self.pair.line - 1 if self.pair.line else None
+        kind = "locked" if self.pair.kind is Kind.LOCKED else "corrected"
+        return self.path, line, f"hgd {kind} pair {self.name}"
+
+
+SESSION_KEY: pytest.StashKey[HGDSession] = pytest.StashKey()

@@ -1,0 +1,131 @@
+"""Plain data of the product: conversations, pairs, checks, replies and deltas (no pytest)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Outcome(str, enum.Enum):
+    LEAD = "lead"
+    NO_LEAD = "no_lead"
+
+
+class Kind(str, enum.Enum):
+    LOCKED = "locked"
+    CORRECTED = "corrected"
+
+
+class Delta(str, enum.Enum):
+    KEPT = "kept"
+    FIXED = "fixed"
+    REGRESSED = "regressed"
+    STILL_FAILING = "still_failing"
+    NEW_PASS = "new_pass"
+    NEW_FAIL = "new_fail"
+    ERROR = "error"
+
+
+class Role(str, enum.Enum):
+    """Which prompt a reply was produced under."""
+
+    BASELINE = "baseline"
+    CANDIDATE = "candidate"
+
+
+ALL_DELTAS: tuple[str, ...] = tuple(d.value for d in Delta)
+
+
+@dataclass(frozen=True)
+class Turn:
+    speaker: str  # "agent" | "customer"
+    text: str
+
+    def message(self) -> dict[str, str]:
+        role = "assistant" if self.speaker == "agent" else "user"
+        return {"role": role, "content": self.text}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check on a reply: its type name, its argument as written, its line."""
+
+    name: str
+    arg: Any
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One regression test: history, the customer's message, the recorded reply, checks."""
+
+    path: str
+    conversation: str
+    outcome: Outcome
+    id: str
+    kind: Kind
+    history: tuple[Turn, ...]
+    customer: str
+    reply: str | None
+    checks: tuple[Check, ...]
+    tags: tuple[str, ...]
+    line: int | None = None
+    retired: str | None = None
+    review: str | None = None
+    samples: int | None = None
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation in chat format, oldest first, ending with the customer's message."""
+        return [turn.message() for turn in self.history] + [
+            {"role": "user", "content": self.customer}
+        ]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one agent call produced: a reply text, or an error message."""
+
+    text: str | None
+    error: str | None = None
+    cached: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One prompt's verdict on one pair: the replies of its samples and their check results."""
+
+    replies: tuple[Reply, ...]
+    results: tuple[tuple[CheckResult, ...], ...] = field(default=())
+
+    @property
+    def error(self) -> str | None:
+        return next((r.error for r in self.replies if r.error is not None), None)
+
+    @property
+    def passes(self) -> int:
+        return sum(1 for checks in self.results if all(c.passed for c in checks))
+
+    @property
+    def runs(self) -> int:
+        return len(self.results)
+
+    @property
+    def passed(self) -> bool:
+        return self.runs > 0 and self.passes == self.runs
+
+    def first_failure(self) -> tuple[CheckResult, str] | None:
+        """The first failed check and the reply it failed on."""
+        for reply, checks in zip(self.replies, self.results, strict=False):
+            for check in checks:
+                if not check.passed:
+                    return check, reply.text or ""
+        return None

@@ -1,0 +1,249 @@
+"""Every ``--hgd-*`` option and ``hgd_*`` ini key, resolved once into frozen settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from .http_agent import parse_headers
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class HTTPOptions:
+    base_url: str
+    api_key_env: str | None
+    temperature: float | None
+    max_tokens: int | None
+    headers: tuple[tuple[str, str], ...]
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``pytest --hgd`` was asked to do. Paths are absolute; prompt specs stay as given
+    with the directory they are relative to."""
+
+    agent: str
+    candidate: str
+    candidate_base: Path
+    baseline: str | None
+    baseline_base: Path
+    strict: bool
+    timeout: float
+    concurrency: int
+    agent_version: str | None
+    cache_dir: Path
+    read_cache: bool
+    write_cache: bool
+    clear_cache: bool
+    report: Path | None
+    markdown: Path | None
+    http: HTTPOptions
+
+
+# (flag, ini key or "", help)
+_VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--hgd-agent", "hgd_agent", "agent: package.module:function, or openai:MODEL"),
+    ("--hgd-candidate", "", "candidate prompt file (default: ini hgd_prompt)"),
+    ("--hgd-baseline", "hgd_baseline", "baseline prompt: PATH or git:REV:PATH"),
+    (
+        "--hgd-timeout",
+        "hgd_timeout",
+        f"seconds per agent call (default {DEFAULT_TIMEOUT:g})",
+    ),
+    (
+        "--hgd-concurrency",
+        "hgd_concurrency",
+        f"agent calls in flight at once (default {DEFAULT_CONCURRENCY})",
+    ),
+    ("--hgd-report", "", "write the gate report as JSON to this path"),
+    ("--hgd-markdown", "", "write the gate summary as Markdown to this path"),
+    ("--hgd-cache-dir", "hgd_cache_dir", "reply cache directory (default .hgd/cache)"),
+    (
+        "--hgd-base-url",
+        "hgd_base_url",
+        "OpenAI-compatible base URL (default https://api.openai.com/v1)",
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hgd", "pytest-hgd: the regression gate for agent prompts")
+    group.addoption(
+        "--hgd",
+        action="store_true",
+        default=False,
+        help="collect *.hgd.yaml pair files and run the prompt gate",
+    )
+    for flag, ini, text in _VALUE_OPTIONS:
+        group.addoption(flag, action="store", default=None, metavar="VALUE", help=text)
+        if ini:
+            parser.addini(ini, text, type="string", default=None)
+    group.addoption(
+        "--hgd-strict",
+        action="store_true",
+        default=None,
+        help="still-failing pairs fail instead of xfail",
+    )
+    group.addoption(
+        "--hgd-no-cache",
+        action="store_true",
+        default=False,
+        help="neither read nor write the reply cache",
+    )
+    group.addoption(
+        "--hgd-refresh-cache",
+        action="store_true",
+        default=False,
+        help="call the agent for every reply and overwrite the cache",
+    )
+    group.addoption(
+        "--hgd-clear-cache",
+        action="store_true",
+        default=False,
+        help="delete every cached reply before the run (says how many)",
+    )
+    parser.addini(
+        "hgd_prompt", "candidate prompt file for local iteration", type="string", default=None
+    )
+    parser.addini(
+        "hgd_strict", "still-failing pairs fail instead of xfail", type="bool", default=False
+    )
+    parser.addini(
+        "hgd_agent_version", "bump to invalidate cached replies", type="string", default=None
+    )
+    parser.addini(
+        "hgd_api_key_env",
+        "env var holding the HTTP agent's API key (default OPENAI_API_KEY; empty: none)",
+        type="string",
+        default=None,
+    )
+    parser.addini("hgd_temperature", "HTTP agent temperature", type="string", default=None)
+    parser.addini("hgd_max_tokens", "HTTP agent max_tokens", type="string", default=None)
+    parser.addini("hgd_max_retries", "HTTP agent retries (default 4)", type="string", default=None)
+    parser.addini(
+        "hgd_headers", "extra HTTP headers, one 'Name: value' a line", type="linelist", default=[]
+    )
+
+
+class _Resolver:
+    """Looks an option up on the command line first (relative to the invocation directory),
+    then in the ini file (relative to the rootdir), and parses it with a clear error."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.cwd = config.invocation_params.dir
+        self.rootdir = config.rootpath
+
+    def raw(self, flag: str, ini: str) -> tuple[str | None, Path, str]:
+        value = self.config.getoption(flag.lstrip("-").replace("-", "_")) if flag else None
+        if value is not None:
+            return str(value), self.cwd, flag
+        if ini:
+            ini_value = self.config.getini(ini)
+            if ini_value not in (None, ""):
+                return str(ini_value), self.rootdir, f"ini {ini}"
+        return None, self.rootdir, flag or f"ini {ini}"
+
+    def parsed(
+        self, flag: str, ini: str, parse: Callable[[str], T], default: T, accepted: str
+    ) -> T:
+        value, _, name = self.raw(flag, ini)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except ValueError:
+            raise pytest.UsageError(f"{name}={value!r}: expected {accepted}") from None
+
+    def path(self, flag: str, ini: str, default: str | None) -> Path | None:
+        value, base, _ = self.raw(flag, ini)
+        if value is None:
+            if default is None:
+                return None
+            value, base = default, self.rootdir
+        return (base / value).resolve()
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(text: str) -> T:
+        value = kind(text)
+        if not value > 0:  # type: ignore[operator]
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
+    try:
+        return parse_headers(lines)
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini hgd_headers: {exc}") from None
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read and check every option; a bad value is a UsageError naming it."""
+    r = _Resolver(config)
+    agent, _, _ = r.raw("--hgd-agent", "hgd_agent")
+    if not agent:
+        raise pytest.UsageError(
+            "pytest --hgd needs an agent: --hgd-agent=package.module:function "
+            "(or openai:MODEL), or `hgd_agent = ...` in the ini file"
+        )
+    candidate, candidate_base, _ = r.raw("--hgd-candidate", "hgd_prompt")
+    if not candidate:
+        raise pytest.UsageError(
+            "pytest --hgd needs a candidate prompt: --hgd-candidate=PATH, "
+            "or `hgd_prompt = PATH` in the ini file"
+        )
+    baseline, baseline_base, _ = r.raw("--hgd-baseline", "hgd_baseline")
+    no_cache = bool(config.getoption("hgd_no_cache"))
+    strict = config.getoption("hgd_strict")
+    api_key_env, _, _ = r.raw("", "hgd_api_key_env")
+    return Settings(
+        agent=agent,
+        candidate=candidate,
+        candidate_base=candidate_base,
+        baseline=baseline,
+        baseline_base=baseline_base,
+        strict=bool(strict) if strict is not None else bool(config.getini("hgd_strict")),
+        timeout=r.parsed(
+            "--hgd-timeout",
+            "hgd_timeout",
+            _positive(float),
+            DEFAULT_TIMEOUT,
+            "a number of seconds > 0",
+        ),
+        concurrency=r.parsed(
+            "--hgd-concurrency",
+            "hgd_concurrency",
+            _positive(int),
+            DEFAULT_CONCURRENCY,
+            "a whole number > 0",
+        ),
+        agent_version=r.raw("", "hgd_agent_version")[0],
+        cache_dir=r.path("--hgd-cache-dir", "hgd_cache_dir", ".hgd/cache") or Path(),
+        read_cache=not no_cache and not config.getoption("hgd_refresh_cache"),
+        write_cache=not no_cache,
+        clear_cache=bool(config.getoption("hgd_clear_cache")),
+        report=r.path("--hgd-report", "", None),
+        markdown=r.path("--hgd-markdown", "", None),
+        http=HTTPOptions(
+            base_url=r.raw("--hgd-base-url", "hgd_base_url")[0] or "https://api.openai.com/v1",
+            api_key_env=(api_key_env if api_key_env is not None else "OPENAI_API_KEY") or None,
+            temperature=r.parsed("", "hgd_temperature", float, None, "a number"),
+            max_tokens=r.parsed("", "hgd_max_tokens", _positive(int), None, "a whole number > 0"),
+            headers=_headers(list(config.getini("hgd_headers"))),
+            max_retries=r.parsed("", "hgd_max_retries", int, 4, "a whole number"),
+        ),
+    )

@@ -1,0 +1,196 @@
+"""The gate report: built from the pairs' results; JSON, Markdown and terminal renderers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from . import gate
+from .cache import write_atomic
+
+SCHEMA_VERSION = 1
+Line = tuple[str, dict[str, bool]]
+
+
+@lru_cache(maxsize=1)
+def report_schema() -> dict[str, Any]:
+    text = resources.files("pytest_hgd").joinpath("schemas/report.schema.json").read_text()
+    return dict(json.loads(text))
+
+
+def build_report(
+    pairs: Sequence[Mapping[str, Any]],
+    skipped: Sequence[Mapping[str, Any]],
+    *,
+    strict: bool,
+    prompts: Mapping[str, Any],
+    agent: Mapping[str, object],
+    calls: Mapping[str, Any],
+    pressure: Mapping[str, Any],
+    extra_reasons: Sequence[str] = (),
+) -> dict[str, Any]:
+    pairs = sorted(pairs, key=lambda p: str(p["id"]))
+    counts = gate.count_deltas(p["delta"] for p in pairs)
+    verdict = gate.verdict(counts, strict)
+    reasons = [f"{counts[d]} {d}" for d in ("regressed", "error", "new_fail") if counts[d]]
+    if strict and counts["still_failing"]:
+        reasons.append(f"{counts['still_failing']} still_failing (--hgd-strict)")
+    reasons.extend(extra_reasons)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "verdict": "fail" if reasons else verdict,
+        "verdict_reasons": reasons,
+        "strict": strict,
+        "counts": counts,
+        "pairs": [dict(p) for p in pairs],
+        "skipped": sorted((dict(s) for s in skipped), key=lambda s: str(s["id"])),
+        "tags": gate.tag_pass_rates(pairs),
+        "prompts": dict(prompts),
+        "agent": dict(agent),
+        "calls": dict(calls),
+        "pressure": dict(pressure),
+    }
+
+
+def validate(report: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when the report breaks the shipped schema."""
+    jsonschema.validate(report, report_schema())
+
+
+def write_json(report: Mapping[str, Any], path: Path) -> None:
+    validate(report)
+    write_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"
+
+
+def _counts_line(counts: Mapping[str, int]) -> str:
+    shown = [f"{n} {name}" for name, n in counts.items() if n]
+    return ", ".join(shown) or "no pairs ran"
+
+
+def _problem_pairs(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [p for p in report["pairs"] if p["delta"] in ("regressed", "new_fail", "error")]
+
+
+def _failure_text(pair: Mapping[str, Any]) -> str:
+    if pair.get("error"):
+        return f"error: {pair['error']}"
+    result = pair.get("candidate") or {}
+    reply = result.get("reply") or ""
+    return f"{result.get('failed_check')}: {result.get('message')} — reply: {reply!r}"
+
+
+def pressure_text(pressure: Mapping[str, Any]) -> str:
+    value = pressure.get("value")
+    text = f"pressure {value:.2f}" if isinstance(value, int | float) else "pressure —"
+    band = pressure.get("band")
+    if band:
+        text += f" (band {band[0]:.2f} to {band[1]:.2f})"
+    if pressure.get("estimator"):
+        text += f", estimator: {pressure['estimator']}"
+    return text
+
+
+def render_terminal(report: Mapping[str, Any], rerun: str) -> list[Line]:
+    """The ``HGD gate`` section as (text, markup) lines; the hook writes them."""
+    lines: list[Line] = [(f"deltas: {_counts_line(report['counts'])}", {})]
+    skipped = report.get("skipped", [])
+    retired = sum(1 for s in skipped if s["status"] == "retired")
+    pending = sum(1 for s in skipped if s["status"] == "pending_review")
+    if retired or pending:
+        lines.append((f"skipped: {retired} retired, {pending} pending review", {}))
+    problems = _problem_pairs(report)
+    if problems:
+        lines.append(("regressed / failing pairs:", {"bold": True}))
+        for pair in problems:
+            lines.append((f"  {pair['delta']:<10} {pair['id']}", {"red": True}))
+            lines.append((f"             {_failure_text(pair)}", {}))
+    if report["tags"]:
+        lines.append(("pass rate per tag (baseline → candidate):", {}))
+        for tag, entry in report["tags"].items():
+            rates = f"{_rate(entry['baseline_pass_rate'])} → {_rate(entry['candidate_pass_rate'])}"
+            lines.append((f"  {tag:<16} {rates}  ({entry['pairs']} pairs)", {}))
+    pressure = report["pressure"]
+    lines.append((pressure_text(pressure), {"yellow": bool(pressure.get("warning"))}))
+    for reason in pressure.get("warning_reasons", []):
+        lines.append((f"  warning: {reason}", {"yellow": True}))
+    calls = report.get("calls", {})
+    if calls:
+        hits = calls.get("cache_hits", {})
+        lines.append(
+            (
+                "agent calls: "
+                f"baseline {calls.get('baseline', 0)} (+{hits.get('baseline', 0)} cached), "
+                f"candidate {calls.get('candidate', 0)} (+{hits.get('candidate', 0)} cached)",
+                {},
+            )
+        )
+    verdict = report["verdict"]
+    reasons = "; ".join(report.get("verdict_reasons", []))
+    lines.append(
+        (
+            f"verdict: {verdict.upper()}" + (f" ({reasons})" if reasons else ""),
+            {"green": verdict == "pass", "red": verdict == "fail", "bold": True},
+        )
+    )
+    lines.append((f"next: {rerun}", {}))
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The same summary as Markdown, for a pull-request comment."""
+    icon = "✅" if report["verdict"] == "pass" else "❌"
+    out = [f"## {icon} HGD gate: {report['verdict']}", ""]
+    if report.get("verdict_reasons"):
+        out += [f"Reasons: {'; '.join(report['verdict_reasons'])}", ""]
+    out += ["| delta | pairs |", "|---|---:|"]
+    out += [f"| {name} | {n} |" for name, n in report["counts"].items()]
+    problems = _problem_pairs(report)
+    if problems:
+        out += [
+            "",
+            "### Regressed and failing pairs",
+            "",
+            "| pair | delta | why |",
+            "|---|---|---|",
+        ]
+        for pair in problems:
+            why = _failure_text(pair).replace("|", "\\|").replace("\n", " ")
+            out.append(f"| `{pair['id']}` | {pair['delta']} | {why} |")
+    if report["tags"]:
+        out += [
+            "",
+            "### Pass rate per tag",
+            "",
+            "| tag | pairs | baseline | candidate |",
+            "|---|---:|---:|---:|",
+        ]
+        for tag, entry in report["tags"].items():
+            out.append(
+                f"| {tag} | {entry['pairs']} | {_rate(entry['baseline_pass_rate'])} | "
+                f"{_rate(entry['candidate_pass_rate'])} |"
+            )
+    out += ["", "### Constraint pressure", "", pressure_text(report["pressure"])]
+    for reason in report["pressure"].get("warning_reasons", []):
+        out.append(f"- ⚠️ {reason}")
+    prompts = report.get("prompts", {})
+    if prompts:
+        out += [""]
+        for role in ("baseline", "candidate"):
+            prompt = prompts.get(role)
+            if prompt:
+                out.append(f"- {role}: `{prompt['source']}` (sha256 `{prompt['sha256'][:12]}`)")
+    return "\n".join(out) + "\n"
+
+
+def write_markdown(report: Mapping[str, Any], path: Path) -> None:
+    write_atomic(path, render_markdown(report))

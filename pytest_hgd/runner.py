@@ -1,0 +1,141 @@
+"""The concurrent scheduler: one future per pair, prompt and sample, on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from .agents import Agent, Messages
+from .cache import ReplyCache, reply_key
+from .errors import AgentError
+from .model import Reply, Role
+
+ReplyFuture = concurrent.futures.Future[Reply]
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    timeout: float
+    concurrency: int
+    agent_version: str | None
+    read_cache: bool
+    write_cache: bool
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message (at file:line)`` for the innermost frame of the agent's traceback."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        text += f" (at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
+    return text
+
+
+class Scheduler:
+    """Starts agent calls as soon as they are known; items wait only for their own replies.
+
+    Replies found in the cache complete at once without touching the event loop. Calls with
+    the same cache key share one future, so a pair is never asked twice in a session.
+    """
+
+    def __init__(self, agent: Agent, cache: ReplyCache | None, settings: CallSettings) -> None:
+        self.agent = agent
+        self.cache = cache
+        self.settings = settings
+        self.calls: Counter[str] = Counter()
+        self.cache_hits: Counter[str] = Counter()
+        self._futures: dict[str, ReplyFuture] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._lock = threading.Lock()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                self._semaphore = asyncio.Semaphore(self.settings.concurrency)
+                ready.set()
+                loop.run_forever()
+
+            self._thread = threading.Thread(target=run, name="hgd-scheduler", daemon=True)
+            self._thread.start()
+            ready.wait()
+            self._loop = loop
+        return self._loop
+
+    def submit(self, role: Role, prompt: str, messages: Messages, sample: int) -> ReplyFuture:
+        """The future reply of the agent to ``messages`` under ``prompt``, sample ``sample``."""
+        key = reply_key(self.agent.identity, self.settings.agent_version, prompt, messages, sample)
+        with self._lock:
+            future = self._futures.get(key)
+            if future is not None:
+                return future
+            cached = self.cache.get(key) if self.cache and self.settings.read_cache else None
+            if cached is not None:
+                self.cache_hits[role.value] += 1
+                future = concurrent.futures.Future()
+                future.set_result(Reply(cached, cached=True))
+            else:
+                coroutine = self._call(key, role, prompt, messages)
+                future = self._run(coroutine)
+            self._futures[key] = future
+            return future
+
+    def _run(self, coroutine: Coroutine[Any, Any, Reply]) -> ReplyFuture:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
+
+    async def _call(self, key: str, role: Role, prompt: str, messages: Messages) -> Reply:
+        assert self._semaphore is not None  # set before the loop runs anything
+        async with self._semaphore:
+            self.calls[role.value] += 1
+            started = time.perf_counter()
+            try:
+                text = await asyncio.wait_for(
+                    self.agent.reply(prompt, messages), self.settings.timeout
+                )
+            except asyncio.TimeoutError:
+                error = f"agent call timed out after {self.settings.timeout:g} s (--hgd-timeout)"
+                return Reply(None, error, seconds=time.perf_counter() - started)
+            except AgentError as exc:
+                return Reply(None, str(exc), seconds=time.perf_counter() - started)
+            except Exception as exc:
+                error = f"agent raised {describe_exception(exc)}"
+                return Reply(None, error, seconds=time.perf_counter() - started)
+            if self.cache is not None and self.settings.write_cache:
+                self.cache.put(key, text)
+            return Reply(text, seconds=time.perf_counter() - started)
+
+    def cancel_pending(self) -> int:
+        """Cancel every call not yet finished (after ``-x`` stops the run, say)."""
+        with self._lock:
+            pending = [f for f in self._futures.values() if not f.done()]
+        return sum(1 for f in pending if f.cancel())
+
+    def close(self) -> None:
+        """Cancel what is pending, close the agent, stop the loop and its thread."""
+        self.cancel_pending()
+        loop = self._loop
+        if loop is None:
+            return
+        closing = asyncio.run_coroutine_threadsafe(self.agent.aclose(), loop)
+        with contextlib.suppress(Exception):  # closing is best effort
+            closing.result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()
+        self._loop = None

@@ -1,0 +1,40 @@
+"""What pytest-hgd needs to know about pytest-xdist, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """True in an xdist worker process (results are written by the controller only)."""
+    return hasattr(config, "workerinput")
+
+
+def worker_count(config: pytest.Config) -> int:
+    """How many workers share the run (1 when not under xdist)."""
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    return int(workerinput.get("workercount", 1))
+
+
+def queued_items(config: pytest.Config, window: int) -> list[int]:
+    """Indices (into the session's items) of the tests queued on this worker, next first.
+
+    xdist hands a worker its tests a batch at a time through a queue it keeps on its
+    ``WorkerInteractor`` plugin. Reading that queue lets the worker start the agent calls of
+    its coming tests while pytest runs the current one. The queue is not public API, so any
+    change in xdist degrades this to "no look-ahead" rather than an error.
+    """
+    for plugin in config.pluginmanager.get_plugins():
+        queue = getattr(plugin, "torun", None)
+        if queue is None or not hasattr(queue, "lock"):
+            continue
+        try:
+            with queue.lock() as pending:
+                indices = [i for i in list(pending)[:window] if isinstance(i, int)]
+        except Exception:  # pragma: no cover - a changed xdist
+            return []
+        upcoming = getattr(plugin, "nextitem_index", None)
+        return ([upcoming] if isinstance(upcoming, int) else []) + indices
+    return []
