@@ -12,6 +12,7 @@ from .checks import excerpt
 from .errors import PairFileError
 from .model import Delta, Evaluation, Kind, Pair
 from .pairfile import load_pairs
+from .stats import wilson_interval
 
 if TYPE_CHECKING:
     from .session import HGDSession
@@ -27,9 +28,11 @@ def result_payload(evaluation: Evaluation | None) -> dict[str, Any] | None:
         return None
     failure = evaluation.first_failure()
     first_reply = next((r.text for r in evaluation.replies if r.text is not None), None)
+    low, high = wilson_interval(evaluation.passes, evaluation.runs)
     return {
         "passes": evaluation.passes,
         "runs": evaluation.runs,
+        "interval": [round(low, 4), round(high, 4)],
         "failed_check": failure[0].name if failure else None,
         "message": failure[0].message if failure else None,
         "reply": excerpt(failure[1] if failure else first_reply or "", 400),
@@ -41,10 +44,16 @@ def _describe(role: str, evaluation: Evaluation | None) -> list[str]:
     if evaluation is None:
         return [f"{role}: (none given)"]
     failure = evaluation.first_failure()
+    rate = f" {evaluation.passes}/{evaluation.runs}" if evaluation.runs > 1 else ""
     if failure is None:
-        return [f"{role}: passed"]
+        return [f"{role}: passed{rate}"]
     check, reply = failure
-    return [f"{role}: failed check `{check.name}`: {check.message}", f"{role} reply: {reply!r}"]
+    return [
+        f"{role}: passed{rate}; failed check `{check.name}`: {check.message}"
+        if rate
+        else f"{role}: failed check `{check.name}`: {check.message}",
+        f"{role} reply: {reply!r}",
+    ]
 
 
 class PairFile(pytest.File):
@@ -109,7 +118,8 @@ class PairItem(pytest.Item):
 
     def runtest(self) -> None:
         baseline, candidate = self.evaluations
-        delta = self.session_state.decide(self, baseline, candidate)
+        decision = self.session_state.decide(self, baseline, candidate)
+        delta = decision.delta
         self.hgd_payload = {
             **self._base_payload(),
             "delta": delta.value,
@@ -117,6 +127,11 @@ class PairItem(pytest.Item):
             "candidate": result_payload(candidate),
             "error": None,
         }
+        if decision.sampled is not None:
+            self.hgd_payload["p_value"] = decision.sampled.p_regress
+            self.hgd_payload["p_fix"] = decision.sampled.p_fix
+        if baseline is not None and baseline.runs > 1:
+            self.hgd_payload["flaky"] = 0 < baseline.passes < baseline.runs
         strict = self.session_state.settings.strict
         if delta is Delta.STILL_FAILING and not strict:
             failure = candidate.first_failure()
@@ -125,6 +140,11 @@ class PairItem(pytest.Item):
         if gate.fails_gate(delta, strict):
             lines = [f"{delta.value}: {self.pair.kind.value} pair {self.nodeid}"]
             lines += _describe("baseline", baseline) + _describe("candidate", candidate)
+            if decision.sampled is not None and decision.sampled.p_regress is not None:
+                lines.append(
+                    f"one-sided exact test: p = {decision.sampled.p_regress:.3g} "
+                    f"(significant at the corrected level {decision.sampled.threshold:.3g})"
+                )
             raise PairFailed("\n".join(lines))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:

@@ -48,6 +48,8 @@ class Settings:
     report: Path | None
     markdown: Path | None
     http: HTTPOptions
+    samples: int = 1
+    alpha: float = 0.05
 
 
 # (flag, ini key or "", help)
@@ -65,6 +67,8 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         "hgd_concurrency",
         f"agent calls in flight at once (default {DEFAULT_CONCURRENCY})",
     ),
+    ("--hgd-samples", "hgd_samples", "replies per pair and prompt (default 1)"),
+    ("--hgd-alpha", "hgd_alpha", "significance level of the sampled gate (default 0.05)"),
     ("--hgd-report", "", "write the gate report as JSON to this path"),
     ("--hgd-markdown", "", "write the gate summary as Markdown to this path"),
     ("--hgd-cache-dir", "hgd_cache_dir", "reply cache directory (default .hgd/cache)"),
@@ -184,6 +188,13 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
     return parse
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise ValueError(text)
+    return value
+
+
 def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
     try:
         return parse_headers(lines)
@@ -238,6 +249,8 @@ def resolve(config: pytest.Config) -> Settings:
         clear_cache=bool(config.getoption("hgd_clear_cache")),
         report=r.path("--hgd-report", "", None),
         markdown=r.path("--hgd-markdown", "", None),
+        samples=r.parsed("--hgd-samples", "hgd_samples", _positive(int), 1, "a whole number > 0"),
+        alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
         http=HTTPOptions(
             base_url=r.raw("--hgd-base-url", "hgd_base_url")[0] or "https://api.openai.com/v1",
             api_key_env=(api_key_env if api_key_env is not None else "OPENAI_API_KEY") or None,

@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 
-from . import gate
+from . import gate, stats
 from .cache import write_atomic
 
 SCHEMA_VERSION = 1
@@ -33,6 +33,7 @@ def build_report(
     agent: Mapping[str, object],
     calls: Mapping[str, Any],
     pressure: Mapping[str, Any],
+    samples: Mapping[str, Any] | None = None,
     extra_reasons: Sequence[str] = (),
 ) -> dict[str, Any]:
     pairs = sorted(pairs, key=lambda p: str(p["id"]))
@@ -55,7 +56,27 @@ def build_report(
         "agent": dict(agent),
         "calls": dict(calls),
         "pressure": dict(pressure),
+        "samples": dict(samples or {"max": 1}),
+        "suite": _suite(pairs),
+        "flaky": [
+            {"id": p["id"], "passes": p["baseline"]["passes"], "runs": p["baseline"]["runs"]}
+            for p in pairs
+            if p.get("flaky")
+        ],
     }
+
+
+def _suite(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The paired sign test over the pairs that ran under both prompts."""
+    counted = [
+        (
+            stats.PassCounts(p["baseline"]["passes"], p["baseline"]["runs"]),
+            stats.PassCounts(p["candidate"]["passes"], p["candidate"]["runs"]),
+        )
+        for p in pairs
+        if p.get("baseline") and p.get("candidate") and p["baseline"]["runs"]
+    ]
+    return dict(stats.suite_comparison(counted)) if counted else None
 
 
 def validate(report: Mapping[str, Any]) -> None:
@@ -100,6 +121,25 @@ def pressure_text(pressure: Mapping[str, Any]) -> str:
     return text
 
 
+def _sampling_lines(report: Mapping[str, Any]) -> list[str]:
+    """Samples, the suite-level sign test and the flaky pairs (only for sampled runs)."""
+    samples = report.get("samples", {})
+    if samples.get("max", 1) <= 1:
+        return []
+    lines = [f"samples: up to {samples['max']} per pair and prompt, alpha {samples['alpha']:g}"]
+    suite = report.get("suite")
+    if suite:
+        lines.append(
+            f"suite sign test: {suite['improved']} improved, {suite['worsened']} worsened, "
+            f"{suite['unchanged']} unchanged; p = {suite['p_value']:.3g} (candidate worse)"
+        )
+    flaky = report.get("flaky", [])
+    if flaky:
+        lines.append(f"flaky pairs (baseline pass rate strictly between 0 and 1): {len(flaky)}")
+        lines.extend(f"  {f['id']}: {f['passes']}/{f['runs']}" for f in flaky[:20])
+    return lines
+
+
 def render_terminal(report: Mapping[str, Any], rerun: str) -> list[Line]:
     """The ``HGD gate`` section as (text, markup) lines; the hook writes them."""
     lines: list[Line] = [(f"deltas: {_counts_line(report['counts'])}", {})]
@@ -119,6 +159,7 @@ def render_terminal(report: Mapping[str, Any], rerun: str) -> list[Line]:
         for tag, entry in report["tags"].items():
             rates = f"{_rate(entry['baseline_pass_rate'])} → {_rate(entry['candidate_pass_rate'])}"
             lines.append((f"  {tag:<16} {rates}  ({entry['pairs']} pairs)", {}))
+    lines.extend((text, {}) for text in _sampling_lines(report))
     pressure = report["pressure"]
     lines.append((pressure_text(pressure), {"yellow": bool(pressure.get("warning"))}))
     for reason in pressure.get("warning_reasons", []):
@@ -179,6 +220,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"| {tag} | {entry['pairs']} | {_rate(entry['baseline_pass_rate'])} | "
                 f"{_rate(entry['candidate_pass_rate'])} |"
             )
+    sampling = _sampling_lines(report)
+    if sampling:
+        out += ["", "### Samples", ""] + [f"- {line.strip()}" for line in sampling]
     out += ["", "### Constraint pressure", "", pressure_text(report["pressure"])]
     for reason in report["pressure"].get("warning_reasons", []):
         out.append(f"- ⚠️ {reason}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import shlex
 from collections.abc import Generator
 from pathlib import Path
@@ -13,15 +12,17 @@ import pytest
 from . import gate
 from .agents import Agent, AgentSpecError, is_http_spec, load_python_agent
 from .cache import ReplyCache
-from .checks import BUILTIN_CHECKS, CheckType, run_checks
+from .checks import BUILTIN_CHECKS, CheckType
+from .evaluator import Decision, Evaluations, Evaluator
 from .http_agent import HTTPAgent, HTTPAgentSettings
 from .items import SESSION_KEY, PairFile, PairItem
-from .model import Delta, Evaluation, Reply, Role
+from .model import Evaluation
 from .options import Settings
 from .pairfile import is_pair_file
+from .pressure import compute_pressure
 from .prompts import Prompt, PromptError, load_prompt
 from .report import build_report, render_terminal, write_json, write_markdown
-from .runner import CallSettings, ReplyFuture, Scheduler, describe_exception
+from .runner import CallSettings, Scheduler
 from .xdist_support import is_worker, queued_items
 
 
@@ -90,7 +91,16 @@ class HGDSession:
             ),
         )
         self.all_items: list[pytest.Item] = []
-        self.futures: dict[str, dict[Role, list[ReplyFuture]]] = {}
+        self.evaluator = Evaluator(
+            self.scheduler,
+            self.registry,
+            self.candidate,
+            self.baseline,
+            settings.samples,
+            settings.alpha,
+        )
+        self.sampled = False
+        self.runnable_count = 0
         self.pairs: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []
         self.report: dict[str, Any] | None = None
@@ -105,70 +115,63 @@ class HGDSession:
         self.all_items = list(session.items)
 
     # scheduling ---------------------------------------------------------------------------
-    def _prompts(self) -> list[tuple[Role, Prompt]]:
-        roles = [(Role.CANDIDATE, self.candidate)]
-        return [(Role.BASELINE, self.baseline), *roles] if self.baseline else roles
+    def _runnable(self, item: pytest.Item | None) -> bool:
+        return isinstance(item, PairItem) and item.pair.retired is None and item.pair.review is None
 
-    def submit(self, item: PairItem) -> dict[Role, list[ReplyFuture]]:
-        futures = self.futures.get(item.nodeid)
-        if futures is None:
-            messages = item.pair.messages()
-            futures = {
-                role: [
-                    self.scheduler.submit(role, prompt.text, messages, sample)
-                    for sample in range(self.samples(item))
-                ]
-                for role, prompt in self._prompts()
-            }
-            self.futures[item.nodeid] = futures
-        return futures
-
-    def samples(self, item: PairItem) -> int:
-        return 1
-
-    def _runnable(self, item: PairItem) -> bool:
-        return item.pair.retired is None and item.pair.review is None
+    def _runnable_items(self) -> list[PairItem]:
+        return [i for i in self.all_items if isinstance(i, PairItem) and self._runnable(i)]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        runnable = self._runnable_items()
+        self.sampled = any(self.evaluator.samples(i.pair) > 1 for i in runnable)
+        self.runnable_count = len(runnable)
         if not is_worker(self.config) and not session.config.option.collectonly:
-            for item in session.items:
-                if isinstance(item, PairItem) and self._runnable(item):
-                    self.submit(item)
+            for item in runnable:
+                self.evaluator.submit(item.nodeid, item.pair)
         return (yield)
 
-    def _prefetch(self, item: PairItem) -> None:
-        """Under xdist: start the calls of the items queued on this worker, up to a window."""
+    def _queued(self) -> list[PairItem]:
+        """Under xdist: the runnable items queued on this worker (a window of them)."""
         window = 2 * self.settings.concurrency
-        for index in queued_items(self.config, window):
-            other = self.all_items[index] if 0 <= index < len(self.all_items) else None
-            if isinstance(other, PairItem) and self._runnable(other):
-                self.submit(other)
+        queued = [
+            self.all_items[i]
+            for i in queued_items(self.config, window)
+            if 0 <= i < len(self.all_items)
+        ]
+        return [i for i in queued if isinstance(i, PairItem) and self._runnable(i)]
 
-    def evaluate(self, item: PairItem) -> tuple[Evaluation | None, Evaluation]:
-        if is_worker(self.config):
-            self._prefetch(item)
-        futures = self.submit(item)
-        evaluations = {role: self._evaluation(item, fs) for role, fs in futures.items()}
-        return evaluations.get(Role.BASELINE), evaluations[Role.CANDIDATE]
+    def evaluate(self, item: PairItem) -> Evaluations:
+        """The item's evaluations; in a sampled run, once its whole batch is decided."""
+        worker = is_worker(self.config)
+        if worker:
+            for other in self._queued():
+                self.evaluator.submit(other.nodeid, other.pair)
+        if self.sampled and item.nodeid not in self.evaluator.decisions:
+            batch = [item, *self._queued()] if worker else self._runnable_items()
+            batch = [i for i in batch if i.nodeid not in self.evaluator.decisions]
+            # Each batch spends the share of the error budget of the pairs it decides, so
+            # batches on xdist workers together never spend more than --hgd-alpha.
+            alpha = self.settings.alpha * len(batch) / max(self.runnable_count, len(batch))
+            self.evaluator.decide_batch(
+                [(i.nodeid, i.pair) for i in batch], alpha, None if worker else self._progress
+            )
+        return self.evaluator.evaluate(item.nodeid, item.pair)
 
-    def _evaluation(self, item: PairItem, futures: list[ReplyFuture]) -> Evaluation:
-        replies = []
-        for future in futures:
-            try:
-                replies.append(future.result())
-            except concurrent.futures.CancelledError:
-                replies.append(Reply(None, "agent call cancelled (the run is stopping)"))
-        if any(r.error is not None for r in replies):
-            return Evaluation(tuple(replies))
-        try:
-            results = tuple(run_checks(r.text or "", item.pair, self.registry) for r in replies)
-        except Exception as exc:  # a check's own fault is an error on the item, not a crash
-            return Evaluation((*replies, Reply(None, f"check raised {describe_exception(exc)}")))
-        return Evaluation(tuple(replies), results)
+    def _progress(self, done: int, total: int) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        text = f"hgd: sampling: {done}/{total} replies in"
+        if done == total or not reporter.isatty:
+            reporter.write_line(text)
+        else:
+            reporter.rewrite(text)
 
-    def decide(self, item: PairItem, baseline: Evaluation | None, candidate: Evaluation) -> Delta:
-        return gate.one_shot_delta(baseline.passed if baseline else None, candidate.passed)
+    def decide(
+        self, item: PairItem, baseline: Evaluation | None, candidate: Evaluation
+    ) -> Decision:
+        return self.evaluator.decision(item.nodeid, baseline, candidate)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -218,7 +221,13 @@ class HGDSession:
             agent=self.agent.identity,
             calls=self._calls(),
             pressure=self.pressure(),
+            samples={"max": max(self._sample_counts(), default=1), "alpha": self.settings.alpha},
         )
+
+    def _sample_counts(self) -> list[int]:
+        return [
+            p[role]["runs"] for p in self.pairs for role in ("baseline", "candidate") if p.get(role)
+        ]
 
     def run_record(self) -> dict[str, Any]:
         """This run in the ledger's record format (without its pressure)."""
@@ -247,10 +256,6 @@ class HGDSession:
         }
 
     def pressure(self) -> dict[str, Any]:
-        try:
-            from .pressure import compute_pressure
-        except ImportError:  # TEMP until pressure.py lands
-            return {"value": 0.0, "warning": False}
         return compute_pressure(self.run_record(), [])
 
     @pytest.hookimpl(tryfirst=True)

@@ -12,18 +12,25 @@ import yaml
 pytest_plugins = ["pytester"]
 
 # The test agent: the prompt is a JSON object mapping a customer message to the reply.
-# Special replies: "RAISE" raises, "SLEEP:<s>" sleeps, "NONE" returns None. Every call is
+# Special replies: "CYCLE:a,b,c" answers a, b, c, a, ... on repeated calls; "RAISE" raises, "SLEEP:<s>" sleeps, "NONE" returns None. Every call is
 # appended to calls.jsonl beside the module, so tests can count calls and see messages.
 AGENT_SOURCE = """
 import json, pathlib, threading, time
 LOG = pathlib.Path(__file__).with_name("calls.jsonl")
 _lock = threading.Lock()
+_seen = {}
 
 def _answer(prompt, messages):
     with _lock, LOG.open("a", encoding="utf-8") as log:
         log.write(json.dumps({"prompt": prompt, "messages": messages}) + "\\n")
     table = json.loads(prompt)
     answer = table.get(messages[-1]["content"], table.get("*", "no idea"))
+    if answer.startswith("CYCLE:"):  # a stochastic agent with known pass counts
+        options = answer[len("CYCLE:"):].split(",")
+        with _lock:
+            key = (prompt, messages[-1]["content"])
+            _seen[key] = _seen.get(key, -1) + 1
+            return options[_seen[key] % len(options)]
     if answer == "RAISE":
         raise RuntimeError("the agent broke")
     if answer == "NONE":

@@ -65,6 +65,7 @@ def test_json_report(hgd: Gate) -> None:
         "baseline": {
             "passes": 1,
             "runs": 1,
+            "interval": [0.2065, 1.0],
             "failed_check": None,
             "message": None,
             "reply": "good",
@@ -73,6 +74,7 @@ def test_json_report(hgd: Gate) -> None:
         "candidate": {
             "passes": 0,
             "runs": 1,
+            "interval": [0.0, 0.7935],
             "failed_check": "contains",
             "message": "missing 'good'",
             "reply": "bad",

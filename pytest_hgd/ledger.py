@@ -1,0 +1,149 @@
+"""The ledger: one JSON line per gate run, appended atomically, read back tolerantly (no pytest).
+
+Record format (schema_version 1), keys sorted on write::
+
+    {"schema_version": 1, "time": ISO-8601, "commit": str | None,
+     "baseline_hash": str | None, "candidate_hash": str,
+     "counts": {delta: n, ...}, "verdict": "pass" | "fail", "regressed": [pair id, ...],
+     "pairs": {pair id: {"kind": "locked" | "corrected", "delta": str,
+                         "baseline": [passes, runs] | None, "candidate": [passes, runs] | None,
+                         # optional: "pair_hash": str, "baseline_cached": bool,
+                         #           "candidate_cached": bool}},
+     "retired": [pair id, ...], "pending_review": int,
+     # optional: "agent": str, "gate": {"samples": int, "alpha": float}
+     "pressure": {...}}
+
+A side marked ``*_cached`` came from the reply cache: it repeats an earlier call and is not
+new evidence of the pair's pass rate. ``pair_hash`` (the pair's content) and ``agent`` (the
+agent's identity) keep evidence about an edited pair or another agent apart.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+DEFAULT_LEDGER = Path(".hgd") / "ledger.jsonl"
+DELTAS = ("kept", "fixed", "regressed", "still_failing", "new_pass", "new_fail", "error")
+
+
+@dataclass
+class LedgerRead:
+    """The records that could be read, and a description of every line that could not."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def now_iso() -> str:
+    """The current time, UTC, ISO-8601 with seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_record(
+    *,
+    candidate_hash: str,
+    verdict: str,
+    pairs: Mapping[str, Mapping[str, Any]],
+    baseline_hash: str | None = None,
+    commit: str | None = None,
+    retired: Sequence[str] = (),
+    pending_review: int = 0,
+    time: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A ledger record with counts and regressed ids derived from ``pairs``; extra keys kept."""
+    counts = dict.fromkeys(DELTAS, 0)
+    for entry in pairs.values():
+        delta = entry.get("delta")
+        if isinstance(delta, str) and delta in counts:
+            counts[delta] += 1
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "time": time if time is not None else now_iso(),
+        "commit": commit,
+        "baseline_hash": baseline_hash,
+        "candidate_hash": candidate_hash,
+        "counts": counts,
+        "verdict": verdict,
+        "regressed": sorted(pid for pid, e in pairs.items() if e.get("delta") == "regressed"),
+        "pairs": {pid: dict(entry) for pid, entry in pairs.items()},
+        "retired": sorted(retired),
+        "pending_review": pending_review,
+    }
+    record.update(extra)
+    return record
+
+
+def append_record(path: Path, record: Mapping[str, object]) -> None:
+    """Append one record as one line: exclusive flock, one O_APPEND write, fsync.
+
+    Safe when several processes (runs, xdist workers) append at once. If the file ends in
+    a truncated line (a crashed writer), the record starts on a new line so it stays intact.
+    """
+    line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+    data = line.encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def read_ledger(path: Path) -> LedgerRead:
+    """Every readable record, oldest first; bad lines are skipped and described, never raised."""
+    result = LedgerRead()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return result
+    except OSError as exc:
+        result.problems.append(f"{path}: cannot read the ledger: {exc}")
+        return result
+    lines = raw.split(b"\n")
+    last = len(lines) - 1  # the text after the final newline: empty unless truncated
+    for index, chunk in enumerate(lines):
+        if not chunk.strip():
+            continue
+        lineno = index + 1
+        problem = _parse_line(chunk, result.records)
+        if problem is None:
+            continue
+        if index == last:
+            problem = f"truncated last line (an interrupted write?): {problem}"
+        result.problems.append(f"{path}:{lineno}: skipped: {problem}")
+    return result
+
+
+def _parse_line(chunk: bytes, records: list[dict[str, Any]]) -> str | None:
+    """Append the record on this line to ``records``, or return what is wrong with it."""
+    try:
+        value = json.loads(chunk.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return f"not valid JSON ({exc})"
+    if not isinstance(value, dict):
+        return f"a record must be a JSON object, not {type(value).__name__}"
+    version = value.get("schema_version")
+    if version != SCHEMA_VERSION:
+        return f"schema_version {version!r} is not {SCHEMA_VERSION} (written by another version?)"
+    records.append(value)
+    return None

@@ -1,0 +1,420 @@
+"""Constraint pressure: how little room the pair suite leaves for prompt changes (no pytest).
+
+Pure functions of ledger records (see ``ledger.py``); every output is JSON-able. The model,
+its formulas and a worked example are in ``docs/pressure.md``. In short::
+
+    S  = prod_i p_i          noise survival over pairs passing on the baseline
+    A  = (k_eff + 1)/(n + 1)  systematic pass rate of changes, k_eff = min(k / S, n)
+    F  = S * A = min(S, (k + S)/(n + 1))
+    pressure = 1 - F
+
+where k of n candidate runs (last ``window``) and probe mutants passed the gate.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+NOISE_PULL = 4.0  # kappa: how many re-runs the pooled pass rate weighs in each pair's estimate
+TREND_STEPS = 3  # warn when pressure rose in each of the last 3 runs ...
+TREND_RISE = 0.1  # ... by at least 0.1 in total
+TOP = 10  # binding constraints and flaky pairs listed
+DIGITS = 6
+
+Evidence = tuple[int, int]  # (re-run passes r, re-runs m)
+
+
+@dataclass
+class ProbeResult:
+    """How many of the probe's mutants passed the gate; ``details`` free-form per mutant."""
+
+    passed: int
+    total: int
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+
+def compute_pressure(
+    current: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    *,
+    window: int = 20,
+    probe: ProbeResult | None = None,
+    warn_at: float = 0.7,
+    confidence: float = 0.9,
+) -> dict[str, Any]:
+    """The pressure object for ``current`` (a ledger record) given the earlier ``history``."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, not {window}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), not {confidence}")
+    if probe is not None and not 0 <= probe.passed <= probe.total:
+        raise ValueError(f"probe passed {probe.passed} of {probe.total} mutants")
+    earlier = [r for r in history if isinstance(r, Mapping)]
+    records = [*earlier, current]
+    active = active_pairs(current)
+
+    survival, s_val, (s_lo, s_hi) = _survival(current, records, active, confidence)
+    acceptance, k_cand, n_cand = _acceptance(records, active, window, confidence)
+    k = k_cand + (probe.passed if probe else 0)
+    n = n_cand + (probe.total if probe else 0)
+    # Rejections that noise alone explains do not count against the change: k_eff = k / S.
+    k_eff = min(k / s_val, float(n)) if s_val > 0.0 else float(n if k else 0)
+    a_val = (k_eff + 1.0) / (n + 1.0)
+    a_lo, a_hi = jeffreys_interval(k_eff, n, confidence)
+    value = _r(1.0 - s_val * a_val)
+    band = (min(value, 1.0 - s_hi * a_hi), max(value, 1.0 - s_lo * a_lo))
+
+    sources = [name for name, m in (("acceptance", n_cand), ("probe", n - n_cand)) if m]
+    estimator = "survival*beta(" + "+".join(sources) + ")" if sources else "survival"
+    reasons = _warning_reasons(value, earlier, warn_at)
+    return {
+        "value": value,
+        "band": [_r(band[0]), _r(band[1])],
+        "estimator": estimator,
+        "confidence": confidence,
+        "warning": bool(reasons),
+        "warning_reasons": reasons,
+        "constraints": _constraints(records, window),
+        "epsilon": _epsilon(current),
+        "survival": survival,
+        "systematic": {
+            "value": _r(a_val),
+            "band": [_r(min(a_lo, a_val)), _r(max(a_hi, a_val))],
+            "passes": k,
+            "observations": n,
+            "effective_passes": _r(k_eff),
+        },
+        "acceptance": acceptance,
+        "probe": _probe(probe, confidence),
+        "binding": _binding(records, active),
+    }
+
+
+# --- which pairs count -------------------------------------------------------------------
+
+
+def active_pairs(record: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The pairs in the record's suite: locked and corrected, not retired nor pending review."""
+    pairs = record.get("pairs")
+    if not isinstance(pairs, Mapping):
+        return {}
+    retired = set(_strings(record.get("retired")))
+    return {
+        str(pid): entry
+        for pid, entry in pairs.items()
+        if isinstance(entry, Mapping)
+        and pid not in retired
+        and not entry.get("retired")
+        and not entry.get("review")
+    }
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
+
+
+def _counts(value: object) -> Evidence | None:
+    """``[passes, runs]`` as a checked pair of ints, else None."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return None
+    s, n = value
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (s, n))
+    return (s, n) if ok and 0 <= s <= n and n > 0 else None
+
+
+_REFERENCE_PASSED = {"kept": True, "regressed": True, "new_pass": True}
+_REFERENCE_PASSED |= {"fixed": False, "still_failing": False, "new_fail": False}
+
+
+def passes_reference(record: Mapping[str, Any], entry: Mapping[str, Any]) -> bool | None:
+    """Did the pair pass on the record's reference prompt (the baseline, else the candidate)?"""
+    delta = entry.get("delta")
+    if isinstance(delta, str) and delta in _REFERENCE_PASSED:
+        return _REFERENCE_PASSED[delta]
+    side = "baseline" if record.get("baseline_hash") is not None else "candidate"
+    counts = _counts(entry.get(side))
+    return None if counts is None else 2 * counts[0] > counts[1]
+
+
+# --- components ---------------------------------------------------------------------------
+
+
+def _constraints(records: list[Mapping[str, Any]], window: int) -> dict[str, Any]:
+    series = [len(active_pairs(r)) for r in records[-window:]]
+    pairs = active_pairs(records[-1])
+    locked = sum(1 for e in pairs.values() if e.get("kind", "locked") == "locked")
+    pending = records[-1].get("pending_review", 0)
+    growth = series[-1] - series[0]
+    return {
+        "value": series[-1],
+        "locked": locked,
+        "corrected": series[-1] - locked,
+        "pending_review": pending if isinstance(pending, int) else 0,
+        "retired": len(_strings(records[-1].get("retired"))),
+        "growth": growth,
+        "growth_per_run": _r(growth / (len(series) - 1)) if len(series) > 1 else 0.0,
+        "runs": len(series),
+        "series": series,
+    }
+
+
+def _epsilon(current: Mapping[str, Any]) -> dict[str, Any]:
+    verdicts = [passes_reference(current, e) for e in active_pairs(current).values()]
+    passing = verdicts.count(True)
+    failing = verdicts.count(False)
+    return {
+        "value": _r(failing / max(passing, 1)),
+        "failing": failing,
+        "passing": passing,
+        "share": _r(failing / (failing + passing)) if failing + passing else 0.0,
+    }
+
+
+def _evidence(
+    records: list[Mapping[str, Any]], active: Mapping[str, Mapping[str, Any]]
+) -> dict[str, list[Evidence]]:
+    """Per active pair, (s, n) summed per (pair content, agent, prompt) group."""
+    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    for record in records:
+        agent = str(record.get("agent", ""))
+        for pid, entry in active_pairs(record).items():
+            if pid not in active or entry.get("pair_hash") != active[pid].get("pair_hash"):
+                continue
+            for side in ("baseline", "candidate"):
+                prompt = record.get(f"{side}_hash")
+                counts = _counts(entry.get(side))
+                if not isinstance(prompt, str) or counts is None or entry.get(f"{side}_cached"):
+                    continue
+                tally = groups.setdefault((pid, str(entry.get("pair_hash")), agent, prompt), [0, 0])
+                tally[0] += counts[0]
+                tally[1] += counts[1]
+    out: dict[str, list[Evidence]] = {}
+    for (pid, *_), (s, n) in groups.items():
+        if s >= 1:  # a group that never passed is a systematic failure, not noise
+            out.setdefault(pid, []).append((s - 1, n - 1))
+    return out
+
+
+def _survival(
+    current: Mapping[str, Any],
+    records: list[Mapping[str, Any]],
+    active: Mapping[str, Mapping[str, Any]],
+    confidence: float,
+) -> tuple[dict[str, Any], float, tuple[float, float]]:
+    evidence = _evidence(records, active)
+    per_pair: dict[str, Evidence] = {}
+    for pid in active:
+        ev = evidence.get(pid, [])
+        per_pair[pid] = (sum(r for r, _ in ev), sum(m for _, m in ev))
+    enforced = [pid for pid, e in active.items() if passes_reference(current, e)]
+    reruns = sum(m for ev in evidence.values() for _, m in ev)
+    rerun_passes = sum(r for ev in evidence.values() for r, _ in ev)
+    mu = (rerun_passes + 1.0) / (reruns + 1.0)
+    mu_lo, mu_hi = jeffreys_interval(rerun_passes, reruns, confidence)
+
+    gate = current.get("gate")
+    floor = 0.0
+    if isinstance(gate, Mapping) and _int(gate.get("samples")) > 1:
+        alpha = gate.get("alpha")
+        if isinstance(alpha, int | float) and 0.0 <= alpha <= 1.0:
+            floor = 1.0 - float(alpha)
+
+    def rate(pid: str, pooled: float) -> float:
+        r, m = per_pair[pid]
+        return (r + NOISE_PULL * pooled) / (m + NOISE_PULL)
+
+    def survival_at(pooled: float) -> float:
+        return max(floor, math.prod(rate(pid, pooled) for pid in enforced))
+
+    noisy = [pid for pid in enforced if per_pair[pid][0] < per_pair[pid][1]]
+    flaky = sorted((rate(pid, mu), pid) for pid in noisy)[:TOP]
+    s_val = survival_at(mu)
+    band = (min(s_val, survival_at(mu_lo)), max(s_val, survival_at(mu_hi)))
+    component = {
+        "value": _r(s_val),
+        "band": [_r(band[0]), _r(band[1])],
+        "estimator": "sampled-gate" if floor else "one-shot",
+        "pairs": len(enforced),
+        "pass_rate": _r(mu),
+        "pass_rate_band": [_r(min(mu, mu_lo)), _r(max(mu, mu_hi))],
+        "reruns": reruns,
+        "rerun_failures": reruns - rerun_passes,
+        "flaky": [
+            {"id": pid, "pass_rate": _r(p), "reruns": per_pair[pid][1],
+             "rerun_passes": per_pair[pid][0]}
+            for p, pid in flaky
+        ],
+    }  # fmt: skip
+    return component, s_val, band
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def is_candidate_run(record: Mapping[str, Any]) -> bool:
+    """A run that proposed a change: a baseline and a candidate whose hashes differ."""
+    base, cand = record.get("baseline_hash"), record.get("candidate_hash")
+    return isinstance(base, str) and isinstance(cand, str) and base != cand
+
+
+def _blockers(record: Mapping[str, Any], active: Mapping[str, Any]) -> list[str]:
+    return [pid for pid in _strings(record.get("regressed")) if pid in active]
+
+
+def _acceptance(
+    records: list[Mapping[str, Any]],
+    active: Mapping[str, Any],
+    window: int,
+    confidence: float,
+) -> tuple[dict[str, Any], int, int]:
+    """Candidate runs in the window, re-judged against today's suite."""
+    accepted = rejected = rejudged = inconclusive = broken = 0
+    for record in [r for r in records if is_candidate_run(r)][-window:]:
+        blockers = _blockers(record, active)
+        if record.get("verdict") == "pass":
+            accepted += 1
+        elif blockers:
+            rejected += 1
+        elif _strings(record.get("regressed")):
+            accepted += 1  # blocked only by pairs since retired or removed
+            rejudged += 1
+        else:
+            inconclusive += 1  # failed on errors: says nothing about the change
+            continue
+        broken += len(blockers)
+    n = accepted + rejected
+    lo, hi = jeffreys_interval(accepted, n, confidence)
+    value = accepted / n if n else 1.0
+    component = {
+        "value": _r(value),
+        "band": [_r(min(lo, value)), _r(max(hi, value))],
+        "candidates": n,
+        "accepted": accepted,
+        "rejected": rejected,
+        "rejudged": rejudged,
+        "inconclusive": inconclusive,
+        "mean_broken": _r(broken / n) if n else 0.0,
+        "window": window,
+    }
+    return component, accepted, n
+
+
+def _probe(probe: ProbeResult | None, confidence: float) -> dict[str, Any] | None:
+    if probe is None:
+        return None
+    value = probe.passed / probe.total if probe.total else 1.0
+    lo, hi = jeffreys_interval(probe.passed, probe.total, confidence)
+    return {
+        "value": _r(value),
+        "band": [_r(min(lo, value)), _r(max(hi, value))],
+        "passed": probe.passed,
+        "mutants": probe.total,
+    }
+
+
+def _binding(
+    records: list[Mapping[str, Any]], active: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Active pairs that blocked the most failed candidate runs in the whole ledger."""
+    blocked: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for index, record in enumerate(records):
+        if is_candidate_run(record) and record.get("verdict") == "fail":
+            for pid in set(_blockers(record, active)):
+                blocked[pid] = blocked.get(pid, 0) + 1
+                last[pid] = index
+    ranked = sorted(blocked, key=lambda pid: (-blocked[pid], -last[pid], pid))[:TOP]
+    return [
+        {"id": pid, "blocked": blocked[pid], "kind": str(active[pid].get("kind", "locked"))}
+        for pid in ranked
+    ]
+
+
+def _warning_reasons(value: float, earlier: list[Mapping[str, Any]], warn_at: float) -> list[str]:
+    reasons = []
+    if value >= warn_at:
+        reasons.append(f"pressure {value:.2f} has reached hgd_pressure_warn {warn_at:.2f}")
+    past = [v for v in (_pressure_value(r) for r in earlier) if v is not None]
+    series = [*past[-TREND_STEPS:], value]
+    rising = all(b > a for a, b in itertools.pairwise(series))
+    if len(series) == TREND_STEPS + 1 and rising and series[-1] - series[0] >= TREND_RISE - 1e-9:
+        trail = " -> ".join(f"{v:.2f}" for v in series)
+        reasons.append(f"pressure rose in each of the last {TREND_STEPS} runs ({trail})")
+    return reasons
+
+
+def _pressure_value(record: Mapping[str, Any]) -> float | None:
+    pressure = record.get("pressure")
+    value = pressure.get("value") if isinstance(pressure, Mapping) else None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok and math.isfinite(value) else None  # type: ignore[arg-type]
+
+
+def _r(value: float) -> float:
+    return round(float(value), DIGITS)
+
+
+# --- Beta distribution (stdlib only) -----------------------------------------------------
+
+
+def jeffreys_interval(successes: float, trials: float, confidence: float) -> tuple[float, float]:
+    """Equal-tailed Jeffreys interval, Beta(x + 1/2, n - x + 1/2); 0 / 1 ends at x = 0 / n."""
+    x = min(max(successes, 0.0), trials)
+    tail = (1.0 - confidence) / 2.0
+    a, b = x + 0.5, trials - x + 0.5
+    lo = 0.0 if x <= 0 else beta_quantile(tail, a, b)
+    hi = 1.0 if x >= trials else beta_quantile(1.0 - tail, a, b)
+    return lo, hi
+
+
+def beta_quantile(q: float, a: float, b: float) -> float:
+    """The q-quantile of Beta(a, b), by bisection on the regularized incomplete beta."""
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        mid = (lo + hi) / 2.0
+        if beta_cdf(mid, a, b) < q:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
+
+
+def beta_cdf(x: float, a: float, b: float) -> float:
+    """I_x(a, b), by the continued fraction (Numerical Recipes, betacf)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = a * math.log(x) + b * math.log1p(-x) - _log_beta(a, b)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h

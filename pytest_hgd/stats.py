@@ -1,0 +1,284 @@
+"""Statistics for sampled gates: pass rates, exact tests and the corrected per-pair decision.
+
+Pure and stdlib-only. The methods and the reasons for them are in ``docs/statistics.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
+from statistics import NormalDist
+from typing import Literal
+
+DEFAULT_ALPHA = 0.05
+
+_Margins = tuple[int, int, int]  # candidate runs, baseline runs, passes under both prompts
+_Tail = Literal["less", "greater"]
+
+
+@dataclass(frozen=True)
+class PassCounts:
+    """How often one pair passed under one prompt."""
+
+    passes: int
+    runs: int
+
+    def __post_init__(self) -> None:
+        if self.runs < 1 or not 0 <= self.passes <= self.runs:
+            raise ValueError(
+                f"pass counts need runs >= 1 and 0 <= passes <= runs, "
+                f"got passes={self.passes}, runs={self.runs}"
+            )
+
+    @property
+    def rate(self) -> float:
+        """The pass rate, passes / runs."""
+        return self.passes / self.runs
+
+    @property
+    def mostly_passes(self) -> bool:
+        """True when the pair passed at least half its runs."""
+        return 2 * self.passes >= self.runs
+
+
+@dataclass(frozen=True)
+class SampledDecision:
+    """The delta of one pair, with the evidence behind it.
+
+    ``p_regress`` / ``p_fix`` are None when the pair was not tested (one run on each side, or
+    no baseline). ``threshold`` / ``fix_threshold`` are the corrected levels the pair's p-values
+    were held to: reject when ``p <= threshold``; 0.0 means no test in the family could reject.
+    """
+
+    delta: str
+    p_regress: float | None
+    p_fix: float | None
+    threshold: float
+    fix_threshold: float = 0.0
+
+
+def wilson_interval(passes: int, runs: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a pass rate; (0.0, 1.0) when there are no runs."""
+    if runs < 0 or not 0 <= passes <= runs:
+        raise ValueError(f"need 0 <= passes <= runs, got passes={passes}, runs={runs}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if runs == 0:
+        return (0.0, 1.0)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    rate = passes / runs
+    z2n = z * z / runs
+    centre = (rate + z2n / 2.0) / (1.0 + z2n)
+    half = z * math.sqrt(rate * (1.0 - rate) / runs + z2n / (4.0 * runs)) / (1.0 + z2n)
+    low = 0.0 if passes == 0 else max(0.0, centre - half)
+    high = 1.0 if passes == runs else min(1.0, centre + half)
+    return (low, high)
+
+
+@lru_cache(maxsize=4096)
+def _tails(margins: _Margins) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    """Null distribution of the candidate's passes given the margins (hypergeometric).
+
+    Returns the smallest possible count ``low`` and, for x = low, low + 1, ...,
+    P(X <= x) and P(X >= x). Exact integer sums, one correctly rounded division each.
+    """
+    n_cand, n_base, passes = margins
+    low = max(0, passes - n_base)
+    high = min(n_cand, passes)
+    weights = [math.comb(n_cand, x) * math.comb(n_base, passes - x) for x in range(low, high + 1)]
+    total = math.comb(n_cand + n_base, passes)
+    lower = tuple(w / total for w in accumulate(weights))
+    upper = tuple(w / total for w in accumulate(reversed(weights)))[::-1]
+    return low, lower, upper
+
+
+def _margins(cand: PassCounts, base: PassCounts) -> _Margins:
+    return (cand.runs, base.runs, cand.passes + base.passes)
+
+
+def fisher_one_sided_less(cand: PassCounts, base: PassCounts) -> float:
+    """Fisher's exact p-value for "the candidate passes this pair less often than the baseline"."""
+    low, lower, _ = _tails(_margins(cand, base))
+    return lower[cand.passes - low]
+
+
+def fisher_one_sided_greater(cand: PassCounts, base: PassCounts) -> float:
+    """Fisher's exact p-value for "the candidate passes this pair more often than the baseline"."""
+    low, _, upper = _tails(_margins(cand, base))
+    return upper[cand.passes - low]
+
+
+def min_attainable_p(cand: PassCounts, base: PassCounts) -> float:
+    """Smallest p-value ``fisher_one_sided_less`` can give with these margins.
+
+    For the fix direction use ``min_attainable_p(base, cand)``.
+    """
+    return _tails(_margins(cand, base))[1][0]
+
+
+def _attainable(margins: _Margins, tail: _Tail) -> tuple[float, ...]:
+    """Every p-value the test can give with these margins, ascending."""
+    _, lower, upper = _tails(margins)
+    return lower if tail == "less" else upper[::-1]
+
+
+def _family_level(family: Counter[_Margins], alpha: float, tail: _Tail) -> float:
+    """Largest attainable p-value c with sum over the family of P0(p <= c) <= alpha.
+
+    P0(p <= c) of one test is the largest attainable p-value not above c, so a test whose
+    margins cannot reach c costs nothing (Tarone's observation, here with exact sizes).
+    Returns 0.0 when no test can reject.
+    """
+    levels = sorted({p for m in family for p in _attainable(m, tail) if p <= alpha})
+    level = 0.0
+    for candidate in levels:
+        spent = math.fsum(
+            count * _size(margins, candidate, tail) for margins, count in family.items()
+        )
+        if spent > alpha:
+            break
+        level = candidate
+    return level
+
+
+def _size(margins: _Margins, level: float, tail: _Tail) -> float:
+    """P0(p <= level) for one test: the largest attainable p-value not above ``level``."""
+    size = 0.0
+    for p in _attainable(margins, tail):
+        if p > level:
+            break
+        size = p
+    return size
+
+
+def _step_down(
+    tests: Sequence[tuple[_Margins, float]], alpha: float, tail: _Tail
+) -> tuple[list[bool], list[float]]:
+    """Discrete Holm: reject at the family level, drop the rejected, recompute, repeat."""
+    rejected = [False] * len(tests)
+    levels = [0.0] * len(tests)
+    open_tests = set(range(len(tests)))
+    family: Counter[_Margins] = Counter(m for m, _ in tests)
+    while True:
+        level = _family_level(family, alpha, tail)
+        for i in open_tests:
+            levels[i] = level
+        newly = [i for i in open_tests if tests[i][1] <= level]
+        if not newly:
+            return rejected, levels
+        for i in newly:
+            rejected[i] = True
+            open_tests.discard(i)
+            family[tests[i][0]] -= 1
+        family = +family  # drop margins with no test left
+
+
+def _one_shot(base: PassCounts, cand: PassCounts) -> str:
+    """The core gate's rule for a single run under each prompt."""
+    if base.passes:
+        return "kept" if cand.passes else "regressed"
+    return "fixed" if cand.passes else "still_failing"
+
+
+def decide(
+    pairs: Sequence[tuple[PassCounts | None, PassCounts]], alpha: float = DEFAULT_ALPHA
+) -> list[SampledDecision]:
+    """Delta of every pair from (baseline counts or None, candidate counts).
+
+    ``alpha`` is the family-wise error rate of each family (regressions, fixes) over *these*
+    pairs; under xdist pass the worker's share (``split_alpha``). One run on each side follows
+    the one-shot rule; no baseline gives ``new_pass`` when the candidate passes at least half
+    its runs, else ``new_fail``.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    tested = [
+        (i, base, cand)
+        for i, (base, cand) in enumerate(pairs)
+        if base is not None and not (base.runs == 1 and cand.runs == 1)
+    ]
+    regress_tests = [(_margins(c, b), fisher_one_sided_less(c, b)) for _, b, c in tested]
+    fix_tests = [(_margins(c, b), fisher_one_sided_greater(c, b)) for _, b, c in tested]
+    regressed, regress_levels = _step_down(regress_tests, alpha, "less")
+    fixed, fix_levels = _step_down(fix_tests, alpha, "greater")
+    family: Counter[_Margins] = Counter(m for m, _ in regress_tests)
+    untested_levels = (
+        _family_level(family, alpha, "less"),
+        _family_level(family, alpha, "greater"),
+    )
+
+    decisions: dict[int, SampledDecision] = {}
+    for j, (i, base, cand) in enumerate(tested):
+        if regressed[j]:
+            delta = "regressed"
+        elif fixed[j]:
+            delta = "fixed"
+        elif not base.mostly_passes and not cand.mostly_passes:
+            delta = "still_failing"
+        else:
+            delta = "kept"
+        decisions[i] = SampledDecision(
+            delta, regress_tests[j][1], fix_tests[j][1], regress_levels[j], fix_levels[j]
+        )
+    for i, (maybe_base, cand) in enumerate(pairs):
+        if i in decisions:
+            continue
+        if maybe_base is None:
+            delta = "new_pass" if cand.mostly_passes else "new_fail"
+        else:
+            delta = _one_shot(maybe_base, cand)
+        decisions[i] = SampledDecision(delta, None, None, *untested_levels)
+    return [decisions[i] for i in range(len(pairs))]
+
+
+def split_alpha(alpha: float, workers: int) -> float:
+    """Each worker's share of the error budget when ``workers`` decide disjoint pairs."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return alpha / workers
+
+
+def sign_test(improved: int, worsened: int) -> float:
+    """Exact one-sided p-value that the candidate is worse: P(Bin(n, 1/2) >= worsened).
+
+    n = improved + worsened, the pairs whose result changed; 1.0 when none did.
+    """
+    if improved < 0 or worsened < 0:
+        raise ValueError(f"counts must be >= 0, got improved={improved}, worsened={worsened}")
+    changed = improved + worsened
+    if changed == 0:
+        return 1.0
+    return sum(math.comb(changed, j) for j in range(worsened, changed + 1)) / (1 << changed)
+
+
+def suite_comparison(
+    pairs: Sequence[tuple[PassCounts | None, PassCounts]],
+) -> dict[str, int | float]:
+    """Paired sign test over the suite: pairs with a higher vs lower candidate pass rate."""
+    improved = worsened = unchanged = 0
+    for base, cand in pairs:
+        if base is None:
+            continue
+        # Compare passes/runs exactly, without float rounding.
+        order = cand.passes * base.runs - base.passes * cand.runs
+        if order > 0:
+            improved += 1
+        elif order < 0:
+            worsened += 1
+        else:
+            unchanged += 1
+    return {
+        "improved": improved,
+        "worsened": worsened,
+        "unchanged": unchanged,
+        "p_value": sign_test(improved, worsened),
+    }
+
+
+def flaky(base: PassCounts | None) -> bool:
+    """A pair is flaky when its baseline pass rate is strictly between 0 and 1."""
+    return base is not None and 0 < base.passes < base.runs

@@ -1,0 +1,114 @@
+"""The sampled gate: K replies per pair, pass rates, regressions only when significant."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Gate, conversation
+
+CHECK = [{"contains": "good"}]
+
+
+def suite(hgd: Gate, baseline: dict[str, str], candidate: dict[str, str]) -> tuple[str, ...]:
+    hgd.prompt("base.txt", baseline)
+    hgd.prompt("cand.txt", candidate)
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(*({"id": key, "customer": key, "checks": CHECK} for key in sorted(baseline))),
+    )
+    return ("--hgd-baseline=base.txt", "--hgd-candidate=cand.txt", "--hgd-report=report.json")
+
+
+def test_significant_drop_regresses_and_noise_does_not(hgd: Gate) -> None:
+    args = suite(
+        hgd,
+        {"drop": "good", "noise": "CYCLE:good,good,good,good,bad", "flat": "good"},
+        {"drop": "bad", "noise": "CYCLE:good,good,good,bad,bad", "flat": "good"},
+    )
+    result = hgd.run(*args, "--hgd-samples=5")
+    result.assert_outcomes(passed=2, failed=1)
+    assert len(hgd.calls()) == 30  # 3 pairs x 2 prompts x 5 samples
+    report = hgd.report()
+    pairs = {p["id"].split("::")[1]: p for p in report["pairs"]}
+    assert pairs["drop"]["delta"] == "regressed"
+    assert pairs["drop"]["p_value"] == pytest.approx(1 / 252)
+    assert pairs["noise"]["delta"] == "kept"  # 4/5 -> 3/5 is not significant
+    assert pairs["noise"]["baseline"]["passes"] == 4 and pairs["noise"]["candidate"]["passes"] == 3
+    assert pairs["noise"]["flaky"] is True and pairs["flat"]["flaky"] is False
+    assert report["flaky"] == [{"id": "c.hgd.yaml::noise", "passes": 4, "runs": 5}]
+    assert report["suite"]["worsened"] == 2 and report["suite"]["unchanged"] == 1
+    assert report["samples"] == {"max": 5, "alpha": 0.05}
+    low, high = pairs["noise"]["baseline"]["interval"]
+    assert low < 0.8 < high
+    result.stdout.fnmatch_lines(
+        [
+            "hgd: sampling: 30/30 replies in",
+            "*regressed: locked pair c.hgd.yaml::drop*",
+            "*candidate: passed 0/5; failed check `contains`*",
+            "*one-sided exact test: p = 0.00397*",
+            "samples: up to 5 per pair and prompt, alpha 0.05",
+            "suite sign test: 0 improved, 2 worsened, 1 unchanged; p = 0.25 (candidate worse)",
+            "flaky pairs (baseline pass rate strictly between 0 and 1): 1",
+            "  c.hgd.yaml::noise: 4/5",
+        ]
+    )
+
+
+def test_one_shot_gate_would_block_the_same_noise(hgd: Gate) -> None:
+    args = suite(hgd, {"noise": "CYCLE:good,bad"}, {"noise": "CYCLE:bad,good"})
+    hgd.run(*args).assert_outcomes(failed=1)  # K = 1: good -> bad is a regression
+    hgd.reset_calls()
+    result = hgd.run(*args, "--hgd-samples=4")  # a 3/4 vs 1/4 split is not significant
+    result.assert_outcomes(passed=1)
+    assert hgd.report()["pairs"][0]["delta"] == "kept"
+    assert len(hgd.calls()) == 6  # sample 0 of each prompt came from the cache
+
+
+def test_mostly_failing_under_both_is_still_failing_and_fixes_are_tested(hgd: Gate) -> None:
+    args = suite(
+        hgd,
+        {"bad": "CYCLE:bad,bad,bad,good", "fix": "bad"},
+        {"bad": "CYCLE:bad,bad,good,bad", "fix": "good"},
+    )
+    result = hgd.run(*args, "--hgd-samples=8")
+    result.assert_outcomes(passed=1, xfailed=1)
+    pairs = {p["id"].split("::")[1]: p for p in hgd.report()["pairs"]}
+    assert pairs["bad"]["delta"] == "still_failing"
+    assert pairs["fix"]["delta"] == "fixed"
+    assert pairs["fix"]["p_fix"] < 0.05
+
+
+def test_per_pair_samples_and_the_cache_keyed_by_sample(hgd: Gate) -> None:
+    hgd.prompt("p.txt", {"*": "good"})
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(
+            {"id": "many", "customer": "a", "checks": CHECK, "samples": 6},
+            {"id": "one", "customer": "b", "checks": CHECK},
+        ),
+    )
+    hgd.run("--hgd-candidate=p.txt", "--hgd-report=report.json").assert_outcomes(passed=2)
+    assert len(hgd.calls()) == 7
+    runs = {p["id"].split("::")[1]: p["candidate"]["runs"] for p in hgd.report()["pairs"]}
+    assert runs == {"many": 6, "one": 1}
+    hgd.reset_calls()
+    hgd.run("--hgd-candidate=p.txt", "--hgd-samples=3").assert_outcomes(passed=2)
+    assert len(hgd.calls()) == 2  # "one" gets samples 1 and 2; "many" keeps its 6
+
+
+def test_bad_samples_and_alpha_are_usage_errors(hgd: Gate) -> None:
+    hgd.prompt("p.txt", {"*": "good"})
+    result = hgd.run("--hgd-candidate=p.txt", "--hgd-samples=0")
+    result.stderr.fnmatch_lines(["*--hgd-samples='0': expected a whole number > 0*"])
+    result = hgd.run("--hgd-candidate=p.txt", "--hgd-alpha=1.5")
+    result.stderr.fnmatch_lines(["*--hgd-alpha='1.5': expected a number in (0, 1)*"])
+
+
+def test_sampled_gate_under_xdist(hgd: Gate) -> None:
+    pytest.importorskip("xdist")
+    baseline = {f"k{i}": "good" for i in range(6)} | {"drop": "good"}
+    candidate = {f"k{i}": "good" for i in range(6)} | {"drop": "bad"}
+    args = suite(hgd, baseline, candidate)
+    result = hgd.run(*args, "--hgd-samples=10", "-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=6, failed=1)
+    assert hgd.report()["counts"]["regressed"] == 1
+    assert len(hgd.calls()) == 140
