@@ -3,3 +3,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .warning_types import HGDPressureWarning
+
+__all__ = ["HGDPressureWarning", "__version__"]

@@ -90,6 +90,7 @@ class PairItem(pytest.Item):
             "kind": self.pair.kind.value,
             "tags": list(self.pair.tags),
             "conversation": self.pair.conversation,
+            "pair_hash": self.pair.content_hash(),
         }
 
     def setup(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +76,17 @@ class Pair:
     retired: str | None = None
     review: str | None = None
     samples: int | None = None
+
+    def content_hash(self) -> str:
+        """sha256 of what the pair tests: history, message, reply and checks."""
+        content = {
+            "history": [[t.speaker, t.text] for t in self.history],
+            "customer": self.customer,
+            "reply": self.reply,
+            "checks": [[c.name, c.arg] for c in self.checks],
+        }
+        blob = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def messages(self) -> list[dict[str, str]]:
         """The conversation in chat format, oldest first, ending with the customer's message."""

@@ -50,6 +50,12 @@ class Settings:
     http: HTTPOptions
     samples: int = 1
     alpha: float = 0.05
+    ledger: Path | None = None
+    probe: int = 0
+    seed: int = 0
+    pressure_warn: float = 0.7
+    max_pressure: float | None = None
+    pressure_window: int = 20
 
 
 # (flag, ini key or "", help)
@@ -69,6 +75,10 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ),
     ("--hgd-samples", "hgd_samples", "replies per pair and prompt (default 1)"),
     ("--hgd-alpha", "hgd_alpha", "significance level of the sampled gate (default 0.05)"),
+    ("--hgd-ledger", "hgd_ledger", "ledger of gate runs, JSON Lines (default .hgd/ledger.jsonl)"),
+    ("--hgd-probe", "hgd_probe", "run M mutants of the candidate through the gate (default 0)"),
+    ("--hgd-seed", "hgd_seed", "seed of the probe's mutations (default 0)"),
+    ("--hgd-max-pressure", "hgd_max_pressure", "fail the gate when pressure is above X"),
     ("--hgd-report", "", "write the gate report as JSON to this path"),
     ("--hgd-markdown", "", "write the gate summary as Markdown to this path"),
     ("--hgd-cache-dir", "hgd_cache_dir", "reply cache directory (default .hgd/cache)"),
@@ -97,6 +107,12 @@ def add_options(parser: pytest.Parser) -> None:
         action="store_true",
         default=None,
         help="still-failing pairs fail instead of xfail",
+    )
+    group.addoption(
+        "--hgd-no-ledger",
+        action="store_true",
+        default=False,
+        help="do not read or append the ledger",
     )
     group.addoption(
         "--hgd-no-cache",
@@ -134,6 +150,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("hgd_temperature", "HTTP agent temperature", type="string", default=None)
     parser.addini("hgd_max_tokens", "HTTP agent max_tokens", type="string", default=None)
     parser.addini("hgd_max_retries", "HTTP agent retries (default 4)", type="string", default=None)
+    parser.addini("hgd_pressure_warn", "pressure that warns (default 0.7)", type="string")
+    parser.addini(
+        "hgd_pressure_window", "ledger runs the pressure looks at (default 20)", type="string"
+    )
     parser.addini(
         "hgd_headers", "extra HTTP headers, one 'Name: value' a line", type="linelist", default=[]
     )
@@ -195,6 +215,20 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _unit(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(text)
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
 def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
     try:
         return parse_headers(lines)
@@ -251,6 +285,18 @@ def resolve(config: pytest.Config) -> Settings:
         markdown=r.path("--hgd-markdown", "", None),
         samples=r.parsed("--hgd-samples", "hgd_samples", _positive(int), 1, "a whole number > 0"),
         alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
+        ledger=None
+        if config.getoption("hgd_no_ledger")
+        else r.path("--hgd-ledger", "hgd_ledger", ".hgd/ledger.jsonl"),
+        probe=r.parsed("--hgd-probe", "hgd_probe", _non_negative, 0, "a whole number >= 0"),
+        seed=r.parsed("--hgd-seed", "hgd_seed", int, 0, "a whole number"),
+        pressure_warn=r.parsed("", "hgd_pressure_warn", _unit, 0.7, "a number in [0, 1]"),
+        max_pressure=r.parsed(
+            "--hgd-max-pressure", "hgd_max_pressure", _unit, None, "a number in [0, 1]"
+        ),
+        pressure_window=r.parsed(
+            "", "hgd_pressure_window", _positive(int), 20, "a whole number > 0"
+        ),
         http=HTTPOptions(
             base_url=r.raw("--hgd-base-url", "hgd_base_url")[0] or "https://api.openai.com/v1",
             api_key_env=(api_key_env if api_key_env is not None else "OPENAI_API_KEY") or None,

@@ -140,6 +140,55 @@ def _sampling_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _band(component: Mapping[str, Any]) -> str:
+    band = component.get("band")
+    return f" [{band[0]:.2f}, {band[1]:.2f}]" if band else ""
+
+
+def pressure_lines(pressure: Mapping[str, Any]) -> list[str]:
+    """The constraint pressure block: the headline and each component on its own line."""
+    lines = [f"constraint {pressure_text(pressure)}"]
+    constraints = pressure.get("constraints") or {}
+    if constraints:
+        lines.append(
+            f"  constraints: {constraints.get('value', 0)} enforced "
+            f"({constraints.get('locked', 0)} locked, {constraints.get('corrected', 0)} corrected, "
+            f"{constraints.get('retired', 0)} retired), growth {constraints.get('growth', 0):+} "
+            "over the ledger window"
+        )
+    epsilon = pressure.get("epsilon") or {}
+    if epsilon:
+        lines.append(
+            f"  epsilon: {epsilon['value']:.3f} (pairs failing / passing on the baseline; "
+            f"{100 * epsilon.get('share', 0):.0f}% of the suite still pulls towards change)"
+        )
+    survival = pressure.get("survival") or {}
+    if survival:
+        lines.append(
+            f"  survival: {survival['value']:.3f}{_band(survival)} "
+            f"(chance the unchanged baseline passes every enforced pair again; "
+            f"{survival.get('reruns', 0)} re-runs seen)"
+        )
+    acceptance = pressure.get("acceptance") or {}
+    if acceptance:
+        lines.append(
+            f"  acceptance: {acceptance['value']:.2f}{_band(acceptance)} over "
+            f"{acceptance.get('candidates', 0)} candidate runs, "
+            f"mean {acceptance.get('mean_broken', 0):.1f} pairs broken each"
+        )
+    probe = pressure.get("probe")
+    if probe:
+        lines.append(
+            f"  probe: {probe.get('passed', 0)}/{probe.get('mutants', 0)} mutants passed"
+            f"{_band(probe)}"
+        )
+    binding = pressure.get("binding") or []
+    if binding:
+        walls = ", ".join(f"{b['id']} ({b['blocked']})" for b in binding[:5])
+        lines.append(f"  binding constraints (candidate runs blocked): {walls}")
+    return lines
+
+
 def render_terminal(report: Mapping[str, Any], rerun: str) -> list[Line]:
     """The ``HGD gate`` section as (text, markup) lines; the hook writes them."""
     lines: list[Line] = [(f"deltas: {_counts_line(report['counts'])}", {})]
@@ -161,9 +210,10 @@ def render_terminal(report: Mapping[str, Any], rerun: str) -> list[Line]:
             lines.append((f"  {tag:<16} {rates}  ({entry['pairs']} pairs)", {}))
     lines.extend((text, {}) for text in _sampling_lines(report))
     pressure = report["pressure"]
-    lines.append((pressure_text(pressure), {"yellow": bool(pressure.get("warning"))}))
+    warn = bool(pressure.get("warning"))
+    lines.extend((text, {"yellow": warn}) for text in pressure_lines(pressure))
     for reason in pressure.get("warning_reasons", []):
-        lines.append((f"  warning: {reason}", {"yellow": True}))
+        lines.append((f"  HGDPressureWarning: {reason}", {"yellow": True}))
     calls = report.get("calls", {})
     if calls:
         hits = calls.get("cache_hits", {})
@@ -223,7 +273,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     sampling = _sampling_lines(report)
     if sampling:
         out += ["", "### Samples", ""] + [f"- {line.strip()}" for line in sampling]
-    out += ["", "### Constraint pressure", "", pressure_text(report["pressure"])]
+    block = pressure_lines(report["pressure"])
+    out += ["", "### Constraint pressure", "", block[0], ""]
+    out += [f"- {line.strip()}" for line in block[1:]]
     for reason in report["pressure"].get("warning_reasons", []):
         out.append(f"- ⚠️ {reason}")
     prompts = report.get("prompts", {})

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import shlex
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import gate
+from . import runrecord, stats
 from .agents import Agent, AgentSpecError, is_http_spec, load_python_agent
 from .cache import ReplyCache
 from .checks import BUILTIN_CHECKS, CheckType
+from .errors import PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
 from .http_agent import HTTPAgent, HTTPAgentSettings
 from .items import SESSION_KEY, PairFile, PairItem
+from .ledger import append_record, read_ledger
 from .model import Evaluation
 from .options import Settings
-from .pairfile import is_pair_file
-from .pressure import compute_pressure
+from .pairfile import is_pair_file, load_pairs
+from .pressure import ProbeResult, compute_pressure
+from .probe import ProbePlan, run_probe
 from .prompts import Prompt, PromptError, load_prompt
 from .report import build_report, render_terminal, write_json, write_markdown
 from .runner import CallSettings, Scheduler
+from .warning_types import HGDPressureWarning
 from .xdist_support import is_worker, queued_items
 
 
@@ -104,6 +109,7 @@ class HGDSession:
         self.pairs: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []
         self.report: dict[str, Any] | None = None
+        self.notes: list[str] = []
 
     # collection ---------------------------------------------------------------------------
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> PairFile | None:
@@ -195,18 +201,85 @@ class HGDSession:
         if isinstance(payload, dict):
             (self.skipped if "status" in payload else self.pairs).append(payload)
 
-    def _calls(self) -> dict[str, Any]:
-        calls: dict[str, Any] = {"baseline": 0, "candidate": 0, "cache_hits": {}}
-        for pair in self.pairs:
-            for role in ("baseline", "candidate"):
-                result = pair.get(role)
-                if result:
-                    calls[role] += result.get("called", 0)
-                    hits = result["runs"] - result.get("called", 0)
-                    calls["cache_hits"][role] = calls["cache_hits"].get(role, 0) + hits
-        return calls
+    # the gate's end: probe, pressure, ledger, reports ------------------------------------
+    def _probe_plan(self) -> ProbePlan:
+        """The pairs that ran, loaded again from their files (under xdist the controller
+        collected nothing), with their counts under the gate's reference prompt."""
+        role = "baseline" if self.baseline else "candidate"
+        reference = {
+            str(p["id"]): stats.PassCounts(p[role]["passes"], p[role]["runs"])
+            for p in self.pairs
+            if p.get(role)
+        }
+        by_file: dict[str, set[str]] = {}
+        for node_id in reference:
+            path, _, pair_id = node_id.rpartition("::")
+            by_file.setdefault(path, set()).add(pair_id)
+        pairs = []
+        for path, ids in sorted(by_file.items()):
+            for pair in load_pairs(self.config.rootpath / path, path, self.registry):
+                if pair.id in ids:
+                    pairs.append((f"{path}::{pair.id}", pair))
+        return ProbePlan(pairs, reference, self.settings.samples)
+
+    def _run_probe(self) -> ProbeResult | None:
+        if not self.settings.probe or not self.pairs:
+            return None
+        try:
+            plan = self._probe_plan()
+        except PairFileError as exc:  # a pair file edited during the run
+            self.notes.append(f"probe skipped: {exc}")
+            return None
+        return run_probe(
+            plan,
+            self.candidate.text,
+            self.settings.probe,
+            self.settings.seed,
+            scheduler=self.scheduler,
+            registry=self.registry,
+            alpha=self.settings.alpha,
+            progress=lambda done, total: self._say(f"hgd: probe: {done}/{total} mutants judged"),
+        )
+
+    def _say(self, text: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(text)
+
+    def _pressure_and_ledger(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Pressure from the ledger window and this run; then this run joins the ledger."""
+        history: list[dict[str, Any]] = []
+        if self.settings.ledger is not None:
+            read = read_ledger(self.settings.ledger)
+            history = read.records
+            self.notes.extend(f"ledger: {problem}" for problem in read.problems)
+        pressure = compute_pressure(
+            record,
+            history,
+            window=self.settings.pressure_window,
+            probe=self._run_probe(),
+            warn_at=self.settings.pressure_warn,
+        )
+        if self.settings.ledger is not None:
+            append_record(self.settings.ledger, {**record, "pressure": pressure})
+        return pressure
 
     def build(self) -> dict[str, Any]:
+        record = runrecord.ledger_record(
+            self.pairs,
+            self.skipped,
+            baseline_hash=self.baseline.sha256 if self.baseline else None,
+            candidate_hash=self.candidate.sha256,
+            agent=self.agent.identity,
+            strict=self.settings.strict,
+            alpha=self.settings.alpha,
+            commit=runrecord.git_commit(self.config.rootpath),
+        )
+        pressure = self._pressure_and_ledger(record)
+        reasons = []
+        limit = self.settings.max_pressure
+        if limit is not None and pressure["value"] > limit:
+            reasons.append(f"pressure {pressure['value']:.2f} above --hgd-max-pressure={limit:g}")
         prompts = {
             "candidate": {"source": self.candidate.source, "sha256": self.candidate.sha256},
             "baseline": {"source": self.baseline.source, "sha256": self.baseline.sha256}
@@ -219,44 +292,11 @@ class HGDSession:
             strict=self.settings.strict,
             prompts=prompts,
             agent=self.agent.identity,
-            calls=self._calls(),
-            pressure=self.pressure(),
-            samples={"max": max(self._sample_counts(), default=1), "alpha": self.settings.alpha},
+            calls=runrecord.calls(self.pairs),
+            pressure=pressure,
+            samples={"max": runrecord.max_samples(self.pairs), "alpha": self.settings.alpha},
+            extra_reasons=reasons,
         )
-
-    def _sample_counts(self) -> list[int]:
-        return [
-            p[role]["runs"] for p in self.pairs for role in ("baseline", "candidate") if p.get(role)
-        ]
-
-    def run_record(self) -> dict[str, Any]:
-        """This run in the ledger's record format (without its pressure)."""
-        counts = gate.count_deltas(p["delta"] for p in self.pairs)
-        return {
-            "baseline_hash": self.baseline.sha256 if self.baseline else None,
-            "candidate_hash": self.candidate.sha256,
-            "counts": counts,
-            "verdict": gate.verdict(counts, self.settings.strict),
-            "regressed": sorted(p["id"] for p in self.pairs if p["delta"] == "regressed"),
-            "pairs": {
-                p["id"]: {
-                    "kind": p["kind"],
-                    "delta": p["delta"],
-                    "baseline": [p["baseline"]["passes"], p["baseline"]["runs"]]
-                    if p.get("baseline")
-                    else None,
-                    "candidate": [p["candidate"]["passes"], p["candidate"]["runs"]]
-                    if p.get("candidate")
-                    else None,
-                }
-                for p in self.pairs
-            },
-            "retired": sorted(s["id"] for s in self.skipped if s["status"] == "retired"),
-            "pending_review": sum(1 for s in self.skipped if s["status"] == "pending_review"),
-        }
-
-    def pressure(self) -> dict[str, Any]:
-        return compute_pressure(self.run_record(), [])
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -266,6 +306,15 @@ class HGDSession:
         if not self.pairs and not self.skipped:
             return
         self.report = self.build()
+        if self.report["pressure"].get("warning"):
+            reasons = "; ".join(self.report["pressure"].get("warning_reasons", []))
+            source = self.settings.ledger or self.config.rootpath / "pytest-hgd"
+            warnings.warn_explicit(
+                HGDPressureWarning(f"constraint pressure: {reasons}"),
+                HGDPressureWarning,
+                filename=str(source),
+                lineno=0,
+            )
         if self.settings.report:
             write_json(self.report, self.settings.report)
         if self.settings.markdown:
@@ -290,6 +339,8 @@ class HGDSession:
         if self.report is None:
             return
         terminalreporter.write_sep("=", "HGD gate")
+        for note in self.notes:
+            terminalreporter.write_line(f"hgd: {note}", yellow=True)
         for text, markup in render_terminal(self.report, self._next_command()):
             terminalreporter.write_line(text, **markup)
         for kind, path in (

@@ -56,6 +56,7 @@ def test_json_report(hgd: Gate) -> None:
         "error": 0,
     }
     by_id = {p["id"]: p for p in report["pairs"]}
+    assert all(len(p.pop("pair_hash")) == 64 for p in report["pairs"])
     assert by_id["leads.hgd.yaml::broken"] == {
         "id": "leads.hgd.yaml::broken",
         "kind": "locked",

@@ -1,0 +1,86 @@
+"""A finished run as plain values: its agent calls and its ledger record (no pytest)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import gate
+from .ledger import new_record
+
+Payload = Mapping[str, Any]
+ROLES = ("baseline", "candidate")
+
+
+def calls(pairs: Sequence[Payload]) -> dict[str, Any]:
+    """Agent calls made and replies taken from the cache, per prompt."""
+    made = dict.fromkeys(ROLES, 0)
+    hits = dict.fromkeys(ROLES, 0)
+    for pair in pairs:
+        for role in ROLES:
+            result = pair.get(role)
+            if result:
+                made[role] += result.get("called", 0)
+                hits[role] += result["runs"] - result.get("called", 0)
+    return {**made, "cache_hits": hits}
+
+
+def max_samples(pairs: Sequence[Payload]) -> int:
+    return max((p[r]["runs"] for p in pairs for r in ROLES if p.get(r)), default=1)
+
+
+def git_commit(directory: Path) -> str | None:
+    """The HEAD commit of the repository holding ``directory``, or None."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _side(result: Mapping[str, Any] | None) -> list[int] | None:
+    return [result["passes"], result["runs"]] if result else None
+
+
+def ledger_record(
+    pairs: Sequence[Payload],
+    skipped: Sequence[Payload],
+    *,
+    baseline_hash: str | None,
+    candidate_hash: str,
+    agent: Mapping[str, object],
+    strict: bool,
+    alpha: float,
+    commit: str | None,
+) -> dict[str, Any]:
+    """This run in the ledger's format (``pressure`` is added once it is computed)."""
+    entries: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        entry: dict[str, Any] = {"kind": pair["kind"], "delta": pair["delta"]}
+        for role in ROLES:
+            result = pair.get(role)
+            entry[role] = _side(result)
+            if result and result.get("called", 1) == 0:
+                entry[f"{role}_cached"] = True
+        if pair.get("pair_hash"):
+            entry["pair_hash"] = pair["pair_hash"]
+        entries[str(pair["id"])] = entry
+    counts = gate.count_deltas(p["delta"] for p in pairs)
+    samples = max_samples(pairs)
+    extra: dict[str, Any] = {"agent": dict(agent)}
+    if samples > 1:
+        extra["gate"] = {"samples": samples, "alpha": alpha}
+    return new_record(
+        candidate_hash=candidate_hash,
+        baseline_hash=baseline_hash,
+        verdict=gate.verdict(counts, strict),
+        pairs=entries,
+        commit=commit,
+        retired=[str(s["id"]) for s in skipped if s["status"] == "retired"],
+        pending_review=sum(1 for s in skipped if s["status"] == "pending_review"),
+        **extra,
+    )
