@@ -305,6 +305,9 @@ class HGDSession:
             return
         if not self.pairs and not self.skipped:
             return
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.notes.append("the run was interrupted: no report and no ledger record written")
+            return
         self.report = self.build()
         if self.report["pressure"].get("warning"):
             reasons = "; ".join(self.report["pressure"].get("warning_reasons", []))
@@ -336,11 +339,12 @@ class HGDSession:
             terminalreporter.write_line(
                 f"hgd: cleared {self.cleared} cached replies from {self.settings.cache_dir}"
             )
-        if self.report is None:
-            return
-        terminalreporter.write_sep("=", "HGD gate")
+        if self.report is not None:
+            terminalreporter.write_sep("=", "HGD gate")
         for note in self.notes:
             terminalreporter.write_line(f"hgd: {note}", yellow=True)
+        if self.report is None:
+            return
         for text, markup in render_terminal(self.report, self._next_command()):
             terminalreporter.write_line(text, **markup)
         for kind, path in (
