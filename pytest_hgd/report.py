@@ -35,6 +35,7 @@ def build_report(
     pressure: Mapping[str, Any],
     samples: Mapping[str, Any] | None = None,
     extra_reasons: Sequence[str] = (),
+    trend: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     pairs = sorted(pairs, key=lambda p: str(p["id"]))
     counts = gate.count_deltas(p["delta"] for p in pairs)
@@ -57,6 +58,7 @@ def build_report(
         "calls": dict(calls),
         "pressure": dict(pressure),
         "samples": dict(samples or {"max": 1}),
+        "trend": [dict(point) for point in trend],
         "suite": _suite(pairs),
         "flaky": [
             {"id": p["id"], "passes": p["baseline"]["passes"], "runs": p["baseline"]["runs"]}

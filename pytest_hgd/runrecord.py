@@ -84,3 +84,19 @@ def ledger_record(
         pending_review=sum(1 for s in skipped if s["status"] == "pending_review"),
         **extra,
     )
+
+
+def trend_point(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """One ledger run as a point of the pressure trend, or None when it has no pressure."""
+    pressure = record.get("pressure")
+    if not isinstance(pressure, Mapping) or not isinstance(pressure.get("value"), int | float):
+        return None
+    constraints = pressure.get("constraints")
+    count = constraints.get("value") if isinstance(constraints, Mapping) else None
+    return {
+        "time": record.get("time"),
+        "pressure": pressure["value"],
+        "constraints": count if isinstance(count, int) else None,
+        "verdict": record.get("verdict"),
+        "candidate": record.get("baseline_hash") not in (None, record.get("candidate_hash")),
+    }

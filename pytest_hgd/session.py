@@ -61,6 +61,9 @@ def _load(spec: str, base: Path, option: str) -> Prompt:
         raise pytest.UsageError(f"{option}: {exc}") from None
 
 
+TREND_RUNS = 50  # ledger runs shown in the report's pressure trend
+
+
 class HGDSession:
     """Prompts, agent, scheduler and the results gathered from the test reports."""
 
@@ -246,8 +249,11 @@ class HGDSession:
         if reporter is not None:
             reporter.write_line(text)
 
-    def _pressure_and_ledger(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Pressure from the ledger window and this run; then this run joins the ledger."""
+    def _pressure_and_ledger(
+        self, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Pressure from the ledger window and this run; then this run joins the ledger.
+        Also returns the trend: pressure and constraints of the last runs, this one last."""
         history: list[dict[str, Any]] = []
         if self.settings.ledger is not None:
             read = read_ledger(self.settings.ledger)
@@ -262,7 +268,8 @@ class HGDSession:
         )
         if self.settings.ledger is not None:
             append_record(self.settings.ledger, {**record, "pressure": pressure})
-        return pressure
+        trend = [runrecord.trend_point(r) for r in [*history, {**record, "pressure": pressure}]]
+        return pressure, [point for point in trend if point is not None][-TREND_RUNS:]
 
     def build(self) -> dict[str, Any]:
         record = runrecord.ledger_record(
@@ -275,7 +282,7 @@ class HGDSession:
             alpha=self.settings.alpha,
             commit=runrecord.git_commit(self.config.rootpath),
         )
-        pressure = self._pressure_and_ledger(record)
+        pressure, trend = self._pressure_and_ledger(record)
         reasons = []
         limit = self.settings.max_pressure
         if limit is not None and pressure["value"] > limit:
@@ -296,6 +303,7 @@ class HGDSession:
             pressure=pressure,
             samples={"max": runrecord.max_samples(self.pairs), "alpha": self.settings.alpha},
             extra_reasons=reasons,
+            trend=trend,
         )
 
     @pytest.hookimpl(tryfirst=True)
