@@ -50,6 +50,7 @@ class Settings:
     http: HTTPOptions
     samples: int = 1
     alpha: float = 0.05
+    html: Path | None = None
     ledger: Path | None = None
     probe: int = 0
     seed: int = 0
@@ -81,6 +82,7 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--hgd-max-pressure", "hgd_max_pressure", "fail the gate when pressure is above X"),
     ("--hgd-report", "", "write the gate report as JSON to this path"),
     ("--hgd-markdown", "", "write the gate summary as Markdown to this path"),
+    ("--hgd-html", "", "write a self-contained HTML report to this path"),
     ("--hgd-cache-dir", "hgd_cache_dir", "reply cache directory (default .hgd/cache)"),
     (
         "--hgd-base-url",
@@ -283,6 +285,7 @@ def resolve(config: pytest.Config) -> Settings:
         clear_cache=bool(config.getoption("hgd_clear_cache")),
         report=r.path("--hgd-report", "", None),
         markdown=r.path("--hgd-markdown", "", None),
+        html=r.path("--hgd-html", "", None),
         samples=r.parsed("--hgd-samples", "hgd_samples", _positive(int), 1, "a whole number > 0"),
         alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
         ledger=None

@@ -16,6 +16,7 @@ from .cache import ReplyCache
 from .checks import BUILTIN_CHECKS, CheckType
 from .errors import PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
+from .html_report import write_html
 from .http_agent import HTTPAgent, HTTPAgentSettings
 from .items import SESSION_KEY, PairFile, PairItem
 from .ledger import append_record, read_ledger
@@ -330,6 +331,8 @@ class HGDSession:
             write_json(self.report, self.settings.report)
         if self.settings.markdown:
             write_markdown(self.report, self.settings.markdown)
+        if self.settings.html:
+            write_html(self.report, self.settings.html)
         if self.report["verdict"] == "fail" and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -358,6 +361,7 @@ class HGDSession:
         for kind, path in (
             ("JSON report", self.settings.report),
             ("Markdown report", self.settings.markdown),
+            ("HTML report", self.settings.html),
         ):
             if path:
                 terminalreporter.write_line(f"{kind} written to {path}")

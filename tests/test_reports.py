@@ -134,3 +134,12 @@ def test_report_schema_rejects_a_broken_report() -> None:
                 "pressure": {"value": 0.1, "warning": False},
             }
         )
+
+
+def test_html_report_through_the_plugin(hgd: Gate) -> None:
+    result = hgd.run(*setup_suite(hgd), "--hgd-html=report.html")
+    html = (hgd.path / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    assert "leads.hgd.yaml::broken" in html or "broken" in html
+    assert "http://" not in html and "https://" not in html
+    result.stdout.fnmatch_lines(["HTML report written to *report.html"])
