@@ -5,30 +5,45 @@ the pass counts under both prompts and is decided by ``pytest_hgd.stats.decide``
 own decision code); the gate blocks when any pair is ``regressed``. K = 1 is the strict
 one-shot gate (same function: one run per side follows the one-shot rule).
 
-    python benchmarks/gate_soundness.py                # default: 2000 runs per row, 2 processes
-    python benchmarks/gate_soundness.py --runs 200 --jobs 1
+The ``e2e`` source runs each scenario through the real plugin: a fresh ``pytest --hgd`` child
+per gate run, in a temporary suite of 200 pairs in 10 real pair files (each pair checks
+``contains: "PASS"``), a baseline and a candidate prompt file, and a real Python callable agent that replies "PASS" with the pair's
+known probability under that prompt. Its draws are a hash of (run seed, prompt, message, call
+number), so every run is reproducible. For each run, ``decide()`` is fed the pass counts the
+plugin reports and must reproduce every pair's delta and p-values exactly, and the counts must
+be the agent's known draws. The e2e block rate should agree with the simulated one (their
+Wilson 95 % intervals overlap).
 
-Exit status 0 when every target is met, 1 otherwise.
+    python benchmarks/gate_soundness.py                # simulation: 2000 runs per row, ~22 s
+    python benchmarks/gate_soundness.py --e2e          # and 10 real gate runs per row, minutes
+    python benchmarks/gate_soundness.py --runs 200 --e2e --e2e-runs 20 --jobs 1
 
-The rows are ``Row`` objects from a *source*; this file has the ``simulation`` source. An
-end-to-end source (each scenario through the real plugin, >= 10 runs per row) is to be added as
-another function returning ``Row`` objects, selected by an ``--e2e`` flag, and rendered by the
-same ``render_table``.
+The e2e part is off by default: its 120 pytest children (4 scenarios, K = 1, 5, 10) take
+about 1.8 s of CPU each, about 220 s of CPU in all (7.6 min wall, measured on 2 shared cores). Exit status 0 when every target is
+met and decide() reproduced every e2e run, 1 otherwise; an e2e rate outside the simulated
+interval is flagged (FLAG, with the blocking runs' pairs) but does not change it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import accumulate
+from pathlib import Path
 from random import Random
+from typing import Any
 
 from pytest_hgd.stats import (
     DEFAULT_ALPHA,
@@ -93,8 +108,11 @@ class Row:
     samples: int  # K; 1 is the strict one-shot gate
     runs: int
     blocks: int
-    source: str  # "simulation" (later also "e2e")
+    source: str  # "simulation" or "e2e"
     exact: float | None = None  # mean P(block | margins) under a no-op change, if known
+    agreed: int | None = None  # e2e: runs whose deltas and counts decide() reproduced
+    problems: tuple[str, ...] = ()  # e2e: what did not agree, one line per run
+    blocked_by: tuple[str, ...] = ()  # e2e: each blocking run's regressed pairs and counts
 
     @property
     def rate(self) -> float:
@@ -166,6 +184,193 @@ def simulation_rows(runs: int, seed: int, alpha: float, jobs: int) -> list[Row]:
         return [f.result() for f in futures]
 
 
+# -- end to end: the real plugin ---------------------------------------------------------
+
+E2E_SAMPLE_SIZES = (1, 5, 10)
+E2E_CONCURRENCY = 16
+PAIRS_PER_FILE = 20
+BASELINE_PROMPT = "You are Sam from Acme Motors. Be brief.\n"
+CANDIDATE_PROMPT = "You are Sam from Acme Motors. Be brief and friendly.\n"
+
+AGENT_MODULE = """\
+\"\"\"A stochastic agent: "PASS" with the pair's known probability under the prompt.
+
+The draw for a call is a hash of (run seed, prompt, message, call number), the call number
+counting this process's calls with that prompt and message, so a run is reproducible whatever
+order the plugin's threads call in.
+\"\"\"
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+_CONFIG = json.loads((Path(__file__).parent / "rates.json").read_text())
+_LOCK = threading.Lock()
+_CALLS = {}
+
+
+def reply(prompt, messages):
+    message = messages[-1]["content"]
+    with _LOCK:
+        call = _CALLS.get((prompt, message), 0)
+        _CALLS[(prompt, message)] = call + 1
+    rate = _CONFIG["rates"][prompt][int(message.rpartition(" ")[2])]
+    key = f"{_CONFIG['seed']}|{prompt}|{message}|{call}".encode()
+    draw = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+    return "PASS" if draw < rate else "FAIL"
+"""
+
+
+def _message(index: int) -> str:
+    return f"Customer question for pair {index}"
+
+
+def _known_passes(run_seed: str, prompt: str, index: int, rate: float, samples: int) -> int:
+    """The agent's passes for one pair and prompt over ``samples`` calls (its draws, again)."""
+    passes = 0
+    for call in range(samples):
+        key = f"{run_seed}|{prompt}|{_message(index)}|{call}".encode()
+        passes += int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64 < rate
+    return passes
+
+
+def _write_suite(directory: Path, scenario: Scenario, run_seed: str) -> None:
+    """Pair files, prompt files, the agent and its rates, and pytest.ini, in ``directory``."""
+    for start in range(0, PAIRS, PAIRS_PER_FILE):
+        lines = [f"conversation: call-{start // PAIRS_PER_FILE:03d}", "outcome: lead", "pairs:"]
+        for index in range(start, min(start + PAIRS_PER_FILE, PAIRS)):
+            lines += [
+                f"  - id: p{index:03d}",
+                f'    customer: "{_message(index)}"',
+                "    checks:",
+                '      - contains: "PASS"',
+            ]
+        (directory / f"call-{start // PAIRS_PER_FILE:03d}.hgd.yaml").write_text(
+            "\n".join(lines) + "\n"
+        )
+    (directory / "base.txt").write_text(BASELINE_PROMPT)
+    (directory / "cand.txt").write_text(CANDIDATE_PROMPT)
+    (directory / "agent.py").write_text(AGENT_MODULE)
+    rates = {BASELINE_PROMPT: scenario.baseline, CANDIDATE_PROMPT: scenario.candidate}
+    (directory / "rates.json").write_text(json.dumps({"seed": run_seed, "rates": rates}))
+    (directory / "pytest.ini").write_text("[pytest]\nhgd_agent = agent:reply\n")
+
+
+def _disagreement(
+    report: Mapping[str, Any], scenario: Scenario, run_seed: str, samples: int, alpha: float
+) -> str | None:
+    """Why the plugin's report does not match decide() on its own counts and the agent's
+    known draws, or None when every pair matches exactly."""
+    pairs = report["pairs"]
+    if len(pairs) != PAIRS or report["counts"]["error"]:
+        return f"{len(pairs)} pairs reported, {report['counts']['error']} errors"
+    counts = [
+        (
+            PassCounts(p["baseline"]["passes"], p["baseline"]["runs"]),
+            PassCounts(p["candidate"]["passes"], p["candidate"]["runs"]),
+        )
+        for p in pairs
+    ]
+    for pair, (base, cand), ours in zip(pairs, counts, decide(counts, alpha), strict=True):
+        index = int(str(pair["id"]).rpartition("::p")[2])
+        known = (
+            _known_passes(run_seed, BASELINE_PROMPT, index, scenario.baseline[index], samples),
+            _known_passes(run_seed, CANDIDATE_PROMPT, index, scenario.candidate[index], samples),
+        )
+        if (base.passes, cand.passes) != known or base.runs != samples or cand.runs != samples:
+            return f"{pair['id']}: plugin counted {base}/{cand}, the agent drew {known}"
+        theirs = (pair["delta"], pair.get("p_value"), pair.get("p_fix"))
+        if theirs != (ours.delta, ours.p_regress, ours.p_fix):
+            return f"{pair['id']}: plugin {theirs}, decide() {ours}"
+    regressed = report["counts"]["regressed"] > 0
+    if regressed != (report["verdict"] == "fail"):
+        return f"verdict {report['verdict']} with {report['counts']['regressed']} regressed"
+    return None
+
+
+def e2e_run(
+    scenario: Scenario, samples: int, run: int, seed: int, alpha: float, directory: Path
+) -> tuple[bool, str | None, str]:
+    """One real gate run: (blocked, disagreement or None, its regressed pairs and counts)."""
+    run_seed = f"{seed}/{scenario.name}/{samples}/{run}"
+    directory.mkdir()
+    _write_suite(directory, scenario, run_seed)
+    command = [
+        sys.executable, "-m", "pytest", "-p", "pytest_hgd.plugin", "--hgd",
+        "--hgd-agent=agent:reply", "--hgd-baseline=base.txt", "--hgd-candidate=cand.txt",
+        f"--hgd-samples={samples}", f"--hgd-alpha={alpha}", "--hgd-no-cache", "--hgd-no-ledger",
+        f"--hgd-concurrency={E2E_CONCURRENCY}", "--hgd-report=report.json",
+        "-p", "no:cacheprovider", "-q",
+    ]  # fmt: skip
+    # Only pytest-hgd: other installed plugins' hooks are not part of the gate.
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run(
+        command, cwd=directory, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    report_path = directory / "report.json"
+    if done.returncode not in (0, 1) or not report_path.exists():
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        return False, f"{run_seed}: pytest exited {done.returncode}: {' | '.join(tail)}", ""
+    report = json.loads(report_path.read_text())
+    blocked = report["verdict"] == "fail"
+    problem = _disagreement(report, scenario, run_seed, samples, alpha)
+    if problem is None and done.returncode != int(blocked):
+        problem = f"exit status {done.returncode} with verdict {report['verdict']}"
+    regressed = ", ".join(
+        f"{p['id'].rpartition('::')[2]} {p['baseline']['passes']}/{samples} -> "
+        f"{p['candidate']['passes']}/{samples}"
+        for p in report["pairs"]
+        if p["delta"] == "regressed"
+    )
+    return blocked, None if problem is None else f"{run_seed}: {problem}", regressed
+
+
+def e2e_rows(runs: int, seed: int, alpha: float, jobs: int) -> list[Row]:
+    """Rows from ``runs`` real gate runs per scenario and K, ``jobs`` pytest children at once."""
+    with (
+        tempfile.TemporaryDirectory(prefix="hgd-soundness-") as tmp,
+        ThreadPoolExecutor(max_workers=max(1, jobs)) as pool,
+    ):
+        futures = {
+            (s, k): [
+                pool.submit(e2e_run, s, k, r, seed, alpha, Path(tmp) / f"{s.name}-k{k}-{r}")
+                for r in range(runs)
+            ]
+            for s in SCENARIOS
+            for k in E2E_SAMPLE_SIZES
+        }
+        results = {key: [f.result() for f in fs] for key, fs in futures.items()}
+    rows = []
+    for (scenario, k), outcomes in results.items():
+        problems = tuple(p for _, p, _ in outcomes if p is not None)
+        blocks = sum(blocked for blocked, _, _ in outcomes)
+        blocked_by = tuple(
+            f"run {run}: {regressed}" for run, (_, _, regressed) in enumerate(outcomes) if regressed
+        )
+        rows.append(
+            Row(
+                scenario.name,
+                k,
+                runs,
+                blocks,
+                "e2e",
+                None,
+                runs - len(problems),
+                problems,
+                blocked_by,
+            )
+        )
+    return rows
+
+
+def rates_agree(e2e: Row, simulated: Row) -> bool:
+    """True when the two block rates' Wilson 95 % intervals overlap."""
+    e_low, e_high = wilson_interval(e2e.blocks, e2e.runs)
+    s_low, s_high = wilson_interval(simulated.blocks, simulated.runs)
+    return e_low <= s_high and s_low <= e_high
+
+
 def _percent(value: float) -> str:
     return f"{100.0 * value:5.1f} %"
 
@@ -174,15 +379,28 @@ def _interval(low: float, high: float) -> str:
     return f"{100.0 * low:4.1f}-{100.0 * high:5.1f} %"
 
 
+def _e2e_status(row: Row, simulated: Row | None) -> str:
+    """ "NO" unless decide() reproduced every run; then "FLAG" when the block rate's interval
+    misses the simulated one's, else "yes"."""
+    if row.agreed != row.runs:
+        return "NO"
+    return "yes" if simulated is None or rates_agree(row, simulated) else "FLAG"
+
+
 def render_table(rows: Sequence[Row]) -> tuple[list[str], bool]:
-    """Table lines, and whether every target with a row is met."""
+    """Table lines, and whether every target with a row is met and decide() reproduced every
+    e2e run (column ``decide()``). An e2e row whose rate's interval misses the simulated one's
+    is flagged (``FLAG``), with its blocking runs listed, but does not fail the table: with a
+    dozen rows a chance miss is expected now and then, and the runs show whether it is one.
+    """
     by_key = {(r.scenario, r.samples, r.source): r for r in rows}
     header = (
         f"{'scenario':<9} {'source':<10} {'K':>3} {'runs':>5} {'one-shot':>9} "
-        f"{'sampled':>9} {'95 % CI':>15} {'exact':>7} {'target':>9} {'ratio':>6}  met"
+        f"{'sampled':>9} {'95 % CI':>15} {'exact':>7} {'target':>9} {'ratio':>6}  met  decide()"
     )
     lines = [header, "-" * len(header)]
-    all_met = True
+    e2e = {r: _e2e_status(r, by_key.get((r.scenario, r.samples, "simulation"))) for r in rows}
+    all_met = all(r.agreed == r.runs for r in rows if r.source == "e2e")
     for scenario in SCENARIOS:
         lines.append(scenario.description)
         for source in ("simulation", "e2e"):
@@ -193,7 +411,15 @@ def render_table(rows: Sequence[Row]) -> tuple[list[str], bool]:
                     continue
                 low, high = wilson_interval(row.blocks, row.runs)
                 target = TARGETS.get((scenario.drops, k))
-                if target is None:
+                agreed = ""
+                if source == "e2e":
+                    simulated = by_key.get((scenario.name, k, "simulation"))
+                    target_text, ratio_text = "≈ sim", "-"
+                    if simulated is not None and simulated.blocks:
+                        ratio_text = f"{row.rate / simulated.rate:.2f}"
+                    met_text = e2e[row]
+                    agreed = f"{row.agreed}/{row.runs}"
+                elif target is None:
                     target_text, ratio_text, met_text = "-", "-", ""
                 else:
                     met = row.rate >= target if scenario.drops else row.rate <= target
@@ -201,12 +427,18 @@ def render_table(rows: Sequence[Row]) -> tuple[list[str], bool]:
                     target_text = ("≥" if scenario.drops else "≤") + _percent(target)
                     ratio_text = f"{row.rate / target:.2f}"
                     met_text = "yes" if met else "NO"
-                shot = _percent(one_shot.rate) if one_shot else "-"
+                if one_shot is None:
+                    shot = "-"
+                elif source == "e2e":  # K = 1 through the plugin, checked like any e2e row
+                    shot = f"{one_shot.blocks}/{one_shot.runs}"
+                    shot += "" if e2e[one_shot] == "yes" else "!"
+                else:
+                    shot = _percent(one_shot.rate)
                 exact = "-" if row.exact is None else f"{100.0 * row.exact:5.2f}%"
                 lines.append(
                     f"{scenario.name:<9} {source:<10} {k:>3} {row.runs:>5} {shot:>9} "
                     f"{_percent(row.rate):>9} {_interval(low, high):>15} {exact:>7} "
-                    f"{target_text:>9} {ratio_text:>6}  {met_text}".rstrip()
+                    f"{target_text:>9} {ratio_text:>6}  {met_text:<4} {agreed}".rstrip()
                 )
     return lines, all_met
 
@@ -216,26 +448,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2000, help="simulated gate runs per row")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes / pytest children")
+    parser.add_argument(
+        "--e2e",
+        action="store_true",
+        help="also run every scenario through the real plugin (120 pytest runs, minutes)",
+    )
+    parser.add_argument("--e2e-runs", type=int, default=10, help="real gate runs per e2e row")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be >= 1")
+    if args.runs < 1 or args.e2e_runs < 1:
+        parser.error("--runs and --e2e-runs must be >= 1")
 
     started = time.perf_counter()
     rows = simulation_rows(args.runs, args.seed, args.alpha, args.jobs)
+    sim_seconds = time.perf_counter() - started
+    if args.e2e:
+        rows += e2e_rows(args.e2e_runs, args.seed, args.alpha, args.jobs)
     elapsed = time.perf_counter() - started
     lines, all_met = render_table(rows)
     print(
         f"gate soundness: {PAIRS} pairs, alpha = {args.alpha:g}, {args.runs} runs per row, "
-        f"seed {args.seed}"
+        f"seed {args.seed}" + (f"; e2e: {args.e2e_runs} real gate runs per row" if args.e2e else "")
     )
     print(
         "one-shot: strict K = 1 gate; sampled: decide() at K, with a Wilson 95 % CI; exact: "
         "mean over the runs of P(block | margins), the no-op block rate without sampling noise"
     )
+    if args.e2e:
+        print(
+            "e2e: pytest --hgd on real pair files and a real agent (one-shot: blocks/runs at "
+            "K = 1); met: the e2e and simulated 95 % CIs overlap; decide(): runs whose every "
+            "delta and p-value decide() reproduced from the reported counts, which were the "
+            "agent's own draws"
+        )
     for line in lines:
         print(line)
-    print(f"targets {'all met' if all_met else 'NOT all met'} ({elapsed:.1f} s)")
+    e2e = [r for r in rows if r.source == "e2e"]
+    simulated_rows = {(r.scenario, r.samples): r for r in rows if r.source == "simulation"}
+    for row in e2e:
+        for problem in row.problems:
+            print(f"DISAGREE {problem}")
+        simulated = simulated_rows[(row.scenario, row.samples)]
+        if not rates_agree(row, simulated):
+            low, high = wilson_interval(simulated.blocks, simulated.runs)
+            print(
+                f"FLAG {row.scenario} K = {row.samples}: e2e {row.blocks}/{row.runs} blocked, "
+                f"simulated {_percent(simulated.rate).strip()} ({_interval(low, high).strip()})"
+            )
+            for blocked in row.blocked_by:
+                print(f"  {blocked}")
+    if e2e:
+        agreed = sum(r.agreed or 0 for r in e2e)
+        total = sum(r.runs for r in e2e)
+        print(
+            f"e2e agreement: decide() reproduced the plugin in {agreed}/{total} runs "
+            f"({100.0 * agreed / total:.0f} %), K in {', '.join(map(str, E2E_SAMPLE_SIZES))}"
+        )
+    print(
+        f"targets {'all met' if all_met else 'NOT all met'} "
+        f"(simulation {sim_seconds:.1f} s, total {elapsed:.1f} s)"
+    )
     return 0 if all_met else 1
 
 
