@@ -14,6 +14,7 @@ where k of n candidate runs (last ``window``) and probe mutants passed the gate.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -180,7 +181,7 @@ def _evidence(
     """Per active pair, (s, n) summed per (pair content, agent, prompt) group."""
     groups: dict[tuple[str, str, str, str], list[int]] = {}
     for record in records:
-        agent = str(record.get("agent", ""))
+        agent = json.dumps(record.get("agent", ""), sort_keys=True, default=str)
         for pid, entry in active_pairs(record).items():
             if pid not in active or entry.get("pair_hash") != active[pid].get("pair_hash"):
                 continue
