@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,21 @@ def reply_key(
 def write_atomic(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _replace(path, text.encode("utf-8"))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    # The temporary name is this process's and thread's own: no other writer can use it
+    # at the same time, so it needs none of mkstemp's random names and retries.
+    temp = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -52,24 +63,37 @@ class ReplyCache:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._made: set[str] = set()  # shard directories known to exist
 
     def _path(self, key: str) -> Path:
         return self.directory / "replies" / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> str | None:
-        try:
-            entry: Any = json.loads(self._path(key).read_text(encoding="utf-8"))
+        try:  # plain strings: most lookups of a fresh run miss, and pathlib costs more than that
+            with open(f"{self.directory}/replies/{key[:2]}/{key}.json", "rb") as handle:
+                entry: Any = json.loads(handle.read().decode("utf-8"))
         except (OSError, ValueError):
             return None
         reply = entry.get("reply") if isinstance(entry, dict) else None
         return reply if isinstance(reply, str) else None
 
     def put(self, key: str, reply: str) -> None:
-        write_atomic(self._path(key), json.dumps({"reply": reply}, ensure_ascii=False))
+        path = self._path(key)
+        data = json.dumps({"reply": reply}, ensure_ascii=False).encode("utf-8")
+        if key[:2] in self._made:
+            try:
+                _replace(path, data)
+                return
+            except FileNotFoundError:  # the directory was deleted meanwhile
+                pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._made.add(key[:2])
+        _replace(path, data)
 
     def clear(self) -> int:
         """Delete every cached reply; returns how many there were."""
         replies = self.directory / "replies"
         count = sum(1 for _ in replies.rglob("*.json")) if replies.is_dir() else 0
         shutil.rmtree(replies, ignore_errors=True)
+        self._made.clear()
         return count

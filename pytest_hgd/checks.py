@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jsonschema
@@ -16,8 +18,11 @@ from .model import Check, CheckResult, Pair
 DEFAULT_SIMILAR_MIN = 0.6
 EXCERPT_CHARS = 120
 
-CheckFunction = Callable[[str, Any, Pair], tuple[bool, str]]
-"""(reply, argument, pair) -> (passed, message). The message explains a failure."""
+Outcome = tuple[bool, str]
+CheckFunction = Callable[[str, Any, Pair], Outcome | Awaitable[Outcome]]
+"""(reply, argument, pair) -> (passed, message), or an awaitable of it. The message explains
+a failure."""
+Resolver = Callable[[Awaitable[Outcome]], Outcome]
 
 
 @dataclass(frozen=True)
@@ -100,12 +105,21 @@ def similarity(a: str, b: str) -> float:
 
     Words are runs of ``\\w`` characters, case-folded. Two empty texts are identical (1.0).
     """
-    words_a = Counter(WORD.findall(a.casefold()))
-    words_b = Counter(WORD.findall(b.casefold()))
-    total = sum(words_a.values()) + sum(words_b.values())
-    if total == 0:
+    words_a, count_a = _word_counts(a)
+    words_b, count_b = _word_counts(b)
+    if count_a + count_b == 0:
         return 1.0
-    return 2 * sum((words_a & words_b).values()) / total
+    common = 0
+    for word, n in words_a.items():
+        m = words_b.get(word, 0)
+        common += n if n < m else m
+    return 2 * common / (count_a + count_b)
+
+
+@lru_cache(maxsize=4096)  # a pair's recorded reply is compared with every reply it gets
+def _word_counts(text: str) -> tuple[Mapping[str, int], int]:
+    words = Counter(WORD.findall(text.casefold()))
+    return words, sum(words.values())
 
 
 def check_similar(reply: str, arg: Mapping[str, Any] | None, pair: Pair) -> tuple[bool, str]:
@@ -147,11 +161,23 @@ DEFAULT_CHECK = Check("similar", None)
 
 
 def run_checks(
-    reply: str, pair: Pair, registry: Mapping[str, CheckType]
+    reply: str,
+    pair: Pair,
+    registry: Mapping[str, CheckType],
+    resolve: Resolver | None = None,
 ) -> tuple[CheckResult, ...]:
-    """Every check of the pair (``similar`` to the recorded reply when it lists none)."""
+    """Every check of the pair (``similar`` to the recorded reply when it lists none).
+
+    An asynchronous check's awaitable is handed to ``resolve`` (the gate runs it on its event
+    loop); without one, asynchronous checks are an error.
+    """
     results = []
     for check in pair.checks or (DEFAULT_CHECK,):
-        passed, message = registry[check.name].function(reply, check.arg, pair)
+        outcome = registry[check.name].function(reply, check.arg, pair)
+        if inspect.isawaitable(outcome):
+            if resolve is None:
+                raise TypeError(f"check {check.name!r} is asynchronous: it needs the gate's loop")
+            outcome = resolve(outcome)
+        passed, message = outcome
         results.append(CheckResult(check.name, passed, "" if passed else message))
     return tuple(results)

@@ -6,11 +6,12 @@ No pytest here: the session hands in pairs by node id and gets evaluations and d
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from . import gate, stats
-from .checks import CheckType, run_checks
+from .checks import CheckType, Outcome, run_checks
+from .errors import AgentError
 from .model import Delta, Evaluation, Pair, Reply, Role
 from .prompts import Prompt
 from .runner import ReplyFuture, Scheduler, describe_exception
@@ -84,10 +85,20 @@ class Evaluator:
         if any(r.error is not None for r in replies):
             return Evaluation(tuple(replies))
         try:
-            results = tuple(run_checks(r.text or "", pair, self.registry) for r in replies)
+            results = tuple(
+                run_checks(r.text or "", pair, self.registry, self._resolve) for r in replies
+            )
+        except AgentError as exc:  # a judge that failed or answered nonsense
+            return Evaluation((*replies, Reply(None, str(exc))))
         except Exception as exc:  # a check's own fault is an error on the item, not a crash
             return Evaluation((*replies, Reply(None, f"check raised {describe_exception(exc)}")))
         return Evaluation(tuple(replies), results)
+
+    def _resolve(self, awaitable: Awaitable[Outcome]) -> Outcome:
+        async def wait() -> Outcome:
+            return await awaitable
+
+        return self.scheduler.run_coroutine(wait()).result()
 
     def decide_batch(
         self, batch: Sequence[tuple[str, Pair]], alpha: float, progress: Progress | None = None

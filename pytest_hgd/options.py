@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from .http_agent import parse_headers
+from .judge import JudgeSettings
 
 T = TypeVar("T")
 
@@ -51,6 +52,9 @@ class Settings:
     samples: int = 1
     alpha: float = 0.05
     html: Path | None = None
+    judge: JudgeSettings = field(
+        default_factory=lambda: JudgeSettings(None, "https://api.openai.com/v1", None, 60.0)
+    )
     ledger: Path | None = None
     probe: int = 0
     seed: int = 0
@@ -156,6 +160,15 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "hgd_pressure_window", "ledger runs the pressure looks at (default 20)", type="string"
     )
+    parser.addini("hgd_judge_model", "model of the `judge:` check", type="string")
+    parser.addini(
+        "hgd_judge_base_url", "judge's OpenAI-compatible URL (default hgd_base_url)", type="string"
+    )
+    parser.addini(
+        "hgd_judge_api_key_env",
+        "env var of the judge's key (default hgd_api_key_env)",
+        type="string",
+    )
     parser.addini(
         "hgd_headers", "extra HTTP headers, one 'Name: value' a line", type="linelist", default=[]
     )
@@ -257,6 +270,12 @@ def resolve(config: pytest.Config) -> Settings:
     no_cache = bool(config.getoption("hgd_no_cache"))
     strict = config.getoption("hgd_strict")
     api_key_env, _, _ = r.raw("", "hgd_api_key_env")
+    base_url = r.raw("--hgd-base-url", "hgd_base_url")[0] or "https://api.openai.com/v1"
+    key_env = (api_key_env if api_key_env is not None else "OPENAI_API_KEY") or None
+    judge_key_env = r.raw("", "hgd_judge_api_key_env")[0]
+    timeout = r.parsed(
+        "--hgd-timeout", "hgd_timeout", _positive(float), DEFAULT_TIMEOUT, "a number of seconds > 0"
+    )
     return Settings(
         agent=agent,
         candidate=candidate,
@@ -264,13 +283,7 @@ def resolve(config: pytest.Config) -> Settings:
         baseline=baseline,
         baseline_base=baseline_base,
         strict=bool(strict) if strict is not None else bool(config.getini("hgd_strict")),
-        timeout=r.parsed(
-            "--hgd-timeout",
-            "hgd_timeout",
-            _positive(float),
-            DEFAULT_TIMEOUT,
-            "a number of seconds > 0",
-        ),
+        timeout=timeout,
         concurrency=r.parsed(
             "--hgd-concurrency",
             "hgd_concurrency",
@@ -286,6 +299,12 @@ def resolve(config: pytest.Config) -> Settings:
         report=r.path("--hgd-report", "", None),
         markdown=r.path("--hgd-markdown", "", None),
         html=r.path("--hgd-html", "", None),
+        judge=JudgeSettings(
+            model=r.raw("", "hgd_judge_model")[0],
+            base_url=r.raw("", "hgd_judge_base_url")[0] or base_url,
+            api_key_env=key_env if judge_key_env is None else (judge_key_env or None),
+            timeout=timeout,
+        ),
         samples=r.parsed("--hgd-samples", "hgd_samples", _positive(int), 1, "a whole number > 0"),
         alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
         ledger=None
@@ -301,8 +320,8 @@ def resolve(config: pytest.Config) -> Settings:
             "", "hgd_pressure_window", _positive(int), 20, "a whole number > 0"
         ),
         http=HTTPOptions(
-            base_url=r.raw("--hgd-base-url", "hgd_base_url")[0] or "https://api.openai.com/v1",
-            api_key_env=(api_key_env if api_key_env is not None else "OPENAI_API_KEY") or None,
+            base_url=base_url,
+            api_key_env=key_env,
             temperature=r.parsed("", "hgd_temperature", float, None, "a number"),
             max_tokens=r.parsed("", "hgd_max_tokens", _positive(int), None, "a whole number > 0"),
             headers=_headers(list(config.getini("hgd_headers"))),

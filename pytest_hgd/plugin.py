@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from . import hookspecs
 from .items import SESSION_KEY
 from .options import add_options, resolve
 from .session import HGDSession
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .agents import Agent, Messages
 from .cache import ReplyCache, reply_key
 from .errors import AgentError
 from .model import Reply, Role
 
+T = TypeVar("T")
 ReplyFuture = concurrent.futures.Future[Reply]
 
 
@@ -45,6 +47,11 @@ class Scheduler:
 
     Replies found in the cache complete at once without touching the event loop. Calls with
     the same cache key share one future, so a pair is never asked twice in a session.
+
+    Two things keep the loop thread free for the agent calls (it shares the GIL with pytest):
+    calls submitted together start with one wake-up of the loop, not one each; and new
+    replies are written to the cache by a writer thread, since a thread that blocks on file
+    I/O waits for the GIL after each system call.
     """
 
     def __init__(self, agent: Agent, cache: ReplyCache | None, settings: CallSettings) -> None:
@@ -53,11 +60,15 @@ class Scheduler:
         self.settings = settings
         self.calls: Counter[str] = Counter()
         self.cache_hits: Counter[str] = Counter()
+        self.cache_error: str | None = None  # the first failed cache write, if any
         self._futures: dict[str, ReplyFuture] = {}
+        self._pending: list[tuple[ReplyFuture, str, Role, str, Messages]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
+        self._writes: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -84,18 +95,25 @@ class Scheduler:
             if future is not None:
                 return future
             cached = self.cache.get(key) if self.cache and self.settings.read_cache else None
+            future = concurrent.futures.Future()
             if cached is not None:
                 self.cache_hits[role.value] += 1
-                future = concurrent.futures.Future()
                 future.set_result(Reply(cached, cached=True))
             else:
-                coroutine = self._call(key, role, prompt, messages)
-                future = self._run(coroutine)
+                self._pending.append((future, key, role, prompt, messages))
+                if len(self._pending) == 1:  # the loop takes every call pending when it wakes
+                    self._ensure_loop().call_soon_threadsafe(self._start_pending)
             self._futures[key] = future
             return future
 
-    def _run(self, coroutine: Coroutine[Any, Any, Reply]) -> ReplyFuture:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
+    def _start_pending(self) -> None:
+        """On the loop: a task for each submitted call that was not cancelled meanwhile."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
+        for future, key, role, prompt, messages in pending:
+            if not future.cancelled():
+                _chain(loop.create_task(self._call(key, role, prompt, messages)), future)
 
     async def _call(self, key: str, role: Role, prompt: str, messages: Messages) -> Reply:
         assert self._semaphore is not None  # set before the loop runs anything
@@ -115,8 +133,35 @@ class Scheduler:
                 error = f"agent raised {describe_exception(exc)}"
                 return Reply(None, error, seconds=time.perf_counter() - started)
             if self.cache is not None and self.settings.write_cache:
-                self.cache.put(key, text)
+                self._store(key, text)
             return Reply(text, seconds=time.perf_counter() - started)
+
+    def _store(self, key: str, text: str) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_replies, name="hgd-cache-writer", daemon=True
+            )
+            self._writer.start()
+        self._writes.put((key, text))
+
+    def _write_replies(self) -> None:
+        assert self.cache is not None  # only started when there is a cache
+        while (entry := self._writes.get()) is not None:
+            try:
+                self.cache.put(*entry)
+            except OSError as exc:  # a reply not cached is called again next run
+                self.cache_error = self.cache_error or f"cannot write the reply cache: {exc}"
+
+    def flush(self) -> None:
+        """Wait until every reply so far is written to the cache."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._writes.put(None)
+            writer.join()
+
+    def run_coroutine(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run a coroutine on the scheduler's loop (an asynchronous check, say)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
 
     def cancel_pending(self) -> int:
         """Cancel every call not yet finished (after ``-x`` stops the run, say)."""
@@ -125,8 +170,15 @@ class Scheduler:
         return sum(1 for f in pending if f.cancel())
 
     def close(self) -> None:
-        """Cancel what is pending, close the agent, stop the loop and its thread."""
+        """Cancel what is pending, close the agent, stop the loop and its thread, and write
+        the replies still queued for the cache."""
         self.cancel_pending()
+        try:
+            self._stop_loop()
+        finally:
+            self.flush()
+
+    def _stop_loop(self) -> None:
         loop = self._loop
         if loop is None:
             return
@@ -139,3 +191,25 @@ class Scheduler:
         if not loop.is_running():
             loop.close()
         self._loop = None
+
+
+def _chain(task: asyncio.Task[Reply], future: ReplyFuture) -> None:
+    """Complete ``future`` from ``task``; cancelling ``future`` cancels ``task``."""
+    loop = task.get_loop()
+
+    def copy_outcome(done: asyncio.Task[Reply]) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled meanwhile
+            if done.cancelled():
+                future.cancel()
+            elif (exc := done.exception()) is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(done.result())
+
+    def cancel_task(done: ReplyFuture) -> None:
+        if done.cancelled():
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(task.cancel)
+
+    task.add_done_callback(copy_outcome)
+    future.add_done_callback(cancel_task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import warnings
 from collections.abc import Generator
@@ -11,16 +12,18 @@ from typing import Any
 import pytest
 
 from . import runrecord, stats
-from .agents import Agent, AgentSpecError, is_http_spec, load_python_agent
+from .agents import Agent, AgentSpecError
+from .builtins import Builtins
 from .cache import ReplyCache
-from .checks import BUILTIN_CHECKS, CheckType
+from .checks import CheckType
 from .errors import PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
 from .html_report import write_html
-from .http_agent import HTTPAgent, HTTPAgentSettings
 from .items import SESSION_KEY, PairFile, PairItem
+from .judge import Judge
 from .ledger import append_record, read_ledger
 from .model import Evaluation
+from .mutators import Mutator
 from .options import Settings
 from .pairfile import is_pair_file, load_pairs
 from .pressure import ProbeResult, compute_pressure
@@ -30,29 +33,6 @@ from .report import build_report, render_terminal, write_json, write_markdown
 from .runner import CallSettings, Scheduler
 from .warning_types import HGDPressureWarning
 from .xdist_support import is_worker, queued_items
-
-
-def make_agent(settings: Settings, rootdir: Path) -> Agent:
-    """The agent named by ``--hgd-agent``: ``openai:MODEL`` or ``package.module:function``."""
-    if not is_http_spec(settings.agent):
-        return load_python_agent(settings.agent, rootdir, settings.concurrency)
-    http = settings.http
-    try:
-        return HTTPAgent(
-            HTTPAgentSettings(
-                model=settings.agent.partition(":")[2],
-                base_url=http.base_url,
-                api_key_env=http.api_key_env,
-                temperature=http.temperature,
-                max_tokens=http.max_tokens,
-                headers=http.headers,
-                timeout=settings.timeout,
-                max_retries=http.max_retries,
-                max_connections=settings.concurrency,
-            )
-        )
-    except ValueError as exc:
-        raise AgentSpecError(str(exc)) from None
 
 
 def _load(spec: str, base: Path, option: str) -> Prompt:
@@ -65,26 +45,47 @@ def _load(spec: str, base: Path, option: str) -> Prompt:
 TREND_RUNS = 50  # ledger runs shown in the report's pressure trend
 
 
+def _checks(config: pytest.Config) -> dict[str, CheckType]:
+    """Every registered check type by name; a name registered twice is a usage error."""
+    registry: dict[str, CheckType] = {}
+    for check_types in config.hook.pytest_hgd_checks(config=config):
+        for check_type in check_types:
+            if check_type.name in registry:
+                raise pytest.UsageError(
+                    f"check {check_type.name!r} is registered twice (pytest_hgd_checks)"
+                )
+            registry[check_type.name] = check_type
+    return registry
+
+
 class HGDSession:
     """Prompts, agent, scheduler and the results gathered from the test reports."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.registry: dict[str, CheckType] = {c.name: c for c in BUILTIN_CHECKS}
         self.candidate = _load(settings.candidate, settings.candidate_base, "--hgd-candidate")
         self.baseline = (
             _load(settings.baseline, settings.baseline_base, "--hgd-baseline")
             if settings.baseline
             else None
         )
-        try:
-            self.agent = make_agent(settings, config.rootpath)
-        except AgentSpecError as exc:
-            raise pytest.UsageError(f"--hgd-agent={settings.agent}: {exc}") from None
         self.cache = (
             ReplyCache(settings.cache_dir) if settings.write_cache or settings.read_cache else None
         )
+        self.judge = Judge(settings.judge, self.cache)
+        config.pluginmanager.register(Builtins(settings, self.judge), "hgd-builtins")
+        self.registry = _checks(config)
+        self.mutators: dict[str, Mutator] = {}
+        for mutators in reversed(config.hook.pytest_hgd_mutators(config=config)):
+            self.mutators.update(mutators)
+        try:
+            agent = config.hook.pytest_hgd_make_agent(config=config, spec=settings.agent)
+        except AgentSpecError as exc:
+            raise pytest.UsageError(f"--hgd-agent={settings.agent}: {exc}") from None
+        if agent is None:
+            raise pytest.UsageError(f"--hgd-agent={settings.agent}: no plugin makes this agent")
+        self.agent: Agent = agent
         self.cleared: int | None = None
         if settings.clear_cache and not is_worker(config):
             self.cleared = ReplyCache(settings.cache_dir).clear()
@@ -242,6 +243,7 @@ class HGDSession:
             scheduler=self.scheduler,
             registry=self.registry,
             alpha=self.settings.alpha,
+            mutators=self.mutators,
             progress=lambda done, total: self._say(f"hgd: probe: {done}/{total} mutants judged"),
         )
 
@@ -333,8 +335,28 @@ class HGDSession:
             write_markdown(self.report, self.settings.markdown)
         if self.settings.html:
             write_html(self.report, self.settings.html)
+        self._hand_over(self.report)
         if self.report["verdict"] == "fail" and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _hand_over(self, report: dict[str, Any]) -> None:
+        """Give the finished report to every ``pytest_hgd_report`` implementation; a failing
+        one becomes a warning, never a lost report or a changed verdict."""
+        for impl in self.config.hook.pytest_hgd_report.get_hookimpls():
+            try:
+                impl.function(
+                    **{
+                        name: {"config": self.config, "report": report}[name]
+                        for name in impl.argnames
+                    }
+                )
+            except Exception as exc:
+                warnings.warn_explicit(
+                    pytest.PytestWarning(f"pytest_hgd_report in {impl.plugin_name} raised {exc!r}"),
+                    pytest.PytestWarning,
+                    filename=impl.plugin_name,
+                    lineno=0,
+                )
 
     def _next_command(self) -> str:
         assert self.report is not None
@@ -367,7 +389,11 @@ class HGDSession:
                 terminalreporter.write_line(f"{kind} written to {path}")
 
     def close(self) -> None:
+        if self.judge.started:
+            with contextlib.suppress(Exception):  # closing is best effort
+                self.scheduler.run_coroutine(self.judge.aclose()).result(timeout=5)
         self.scheduler.close()
+        self.config.pluginmanager.unregister(name="hgd-builtins")
 
 
 __all__ = ["SESSION_KEY", "HGDSession"]

@@ -1,0 +1,64 @@
+"""The built-in checks, agents and mutators, registered through pytest-hgd's own hooks.
+
+They are ``trylast`` implementations, so a conftest or plugin that answers the same hook
+comes first (an agent spec it recognises, say) and adds to the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from .agents import Agent, AgentSpecError, is_http_spec, load_python_agent
+from .checks import BUILTIN_CHECKS, CheckType
+from .http_agent import HTTPAgent, HTTPAgentSettings
+from .judge import Judge
+from .mutators import BUILTIN_MUTATORS, Mutator
+from .options import Settings
+
+
+def make_agent(settings: Settings, rootdir: Path) -> Agent:
+    """The agent named by ``--hgd-agent``: ``openai:MODEL`` or ``package.module:function``."""
+    if not is_http_spec(settings.agent):
+        return load_python_agent(settings.agent, rootdir, settings.concurrency)
+    http = settings.http
+    try:
+        return HTTPAgent(
+            HTTPAgentSettings(
+                model=settings.agent.partition(":")[2],
+                base_url=http.base_url,
+                api_key_env=http.api_key_env,
+                temperature=http.temperature,
+                max_tokens=http.max_tokens,
+                headers=http.headers,
+                timeout=settings.timeout,
+                max_retries=http.max_retries,
+                max_connections=settings.concurrency,
+            )
+        )
+    except ValueError as exc:
+        raise AgentSpecError(str(exc)) from None
+
+
+class Builtins:
+    """Registered as the plugin ``hgd-builtins`` while ``pytest --hgd`` runs."""
+
+    def __init__(self, settings: Settings, judge: Judge) -> None:
+        self.settings = settings
+        self.judge = judge
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_hgd_checks(self, config: pytest.Config) -> Sequence[CheckType]:
+        return [*BUILTIN_CHECKS, self.judge.check_type()]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_hgd_make_agent(self, config: pytest.Config, spec: str) -> Agent | None:
+        if spec != self.settings.agent:  # the built-ins read their settings from the options
+            return None
+        return make_agent(self.settings, config.rootpath)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_hgd_mutators(self, config: pytest.Config) -> Mapping[str, Mutator]:
+        return BUILTIN_MUTATORS
