@@ -142,3 +142,14 @@ class Evaluation:
                 if not check.passed:
                     return check, reply.text or ""
         return None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One pair file: its pairs, and whether (and with which final checks) it is rolled out."""
+
+    path: str
+    name: str
+    pairs: tuple[Pair, ...]
+    rollout: bool = False
+    final: tuple[Check, ...] = ()

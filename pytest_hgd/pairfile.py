@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -16,7 +15,8 @@ import yaml
 
 from .checks import CheckType
 from .errors import PairFileError
-from .model import Check, Kind, Outcome, Pair, Turn
+from .fastschema import Validate, compile_schema
+from .model import Check, Conversation, Kind, Outcome, Pair, Turn
 
 try:  # the C parser when libyaml is present: same results, several times faster
     from yaml import CSafeLoader as _Loader
@@ -69,158 +69,6 @@ def _schema_key(registry: Mapping[str, CheckType]) -> tuple[tuple[str, str], ...
 def schema_for(registry: Mapping[str, CheckType]) -> jsonschema.Draft202012Validator:
     """The validator for pair files whose checks are the registered check types."""
     return _validator(_schema_key(registry))
-
-
-# A fast yes-or-don't-know check of the same schema, compiled to closures. jsonschema spends
-# ~0.2 ms per pair; this ~20 times less. It says True only when jsonschema would find no
-# error; any keyword it does not know exactly makes the whole schema uncompiled (None), and a
-# document it rejects is validated again by jsonschema, which words the error.
-Validate = Callable[[Any], bool]
-_ANNOTATIONS = frozenset({"$comment", "$defs", "title", "description", "default"})
-
-
-class _Unsupported(Exception):
-    pass
-
-
-def _is_integer(value: Any) -> bool:  # as jsonschema's type checker: 1.0 is an integer
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-
-
-def _equal(option: str | float | None, value: Any) -> bool:
-    """jsonschema's equality of an enum's scalar option and a value: True is not 1."""
-    if isinstance(option, str) or isinstance(value, str):
-        return bool(option == value)
-    if isinstance(option, bool) or isinstance(value, bool):
-        return option is value
-    return bool(option == value)
-
-
-_TYPES: dict[str, Validate] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, numbers.Number) and not isinstance(v, bool),
-    "integer": _is_integer,
-}
-_BOUNDS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {  # kind, and when it fails
-    "minLength": ("string", lambda v, n: len(v) < n),
-    "maxLength": ("string", lambda v, n: len(v) > n),
-    "minItems": ("array", lambda v, n: len(v) < n),
-    "maxItems": ("array", lambda v, n: len(v) > n),
-    "minProperties": ("object", lambda v, n: len(v) < n),
-    "maxProperties": ("object", lambda v, n: len(v) > n),
-    "minimum": ("number", lambda v, n: v < n),
-    "maximum": ("number", lambda v, n: v > n),
-    "exclusiveMinimum": ("number", lambda v, n: v <= n),
-    "exclusiveMaximum": ("number", lambda v, n: v >= n),
-}
-_PLAIN: dict[str, type] = {"object": dict, "array": list, "string": str}
-
-
-def _all_of(tests: Sequence[Validate]) -> Validate:
-    if len(tests) == 1:
-        return tests[0]
-    if len(tests) == 2:
-        first, second = tests
-        return lambda v: first(v) and second(v)
-    return lambda v: all(test(v) for test in tests)
-
-
-class _Compiler:
-    def __init__(self, root: Mapping[str, Any]) -> None:
-        self.defs: Mapping[str, Any] = root.get("$defs", {})
-        self.compiled: dict[str, Validate] = {}
-
-    def schema(self, schema: Any) -> Validate:
-        if schema is True:
-            return lambda v: True
-        if schema is False:
-            return lambda v: False
-        if not isinstance(schema, dict):
-            raise _Unsupported
-        tests = [self.keyword(k, a, schema) for k, a in schema.items() if k not in _ANNOTATIONS]
-        return _all_of(tests) if tests else lambda v: True
-
-    def keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Validate:
-        if key == "type":
-            kinds = [_TYPES[t] for t in ([arg] if isinstance(arg, str) else arg)]
-            if len(kinds) == 1:
-                return kinds[0]
-            return lambda v: any(kind(v) for kind in kinds)
-        if key in ("enum", "const"):
-            options = [arg] if key == "const" else list(arg)
-            if not all(o is None or isinstance(o, str | int | float) for o in options):
-                raise _Unsupported
-            return lambda v: any(_equal(o, v) for o in options)
-        if key in _BOUNDS and isinstance(arg, int | float) and not isinstance(arg, bool):
-            kind, fails = _BOUNDS[key]
-            plain = _PLAIN.get(kind)
-            if plain is not None:
-                return lambda v: not (isinstance(v, plain) and fails(v, arg))
-            applies = _TYPES[kind]
-            return lambda v: not (applies(v) and fails(v, arg))
-        if key == "required" and all(isinstance(name, str) for name in arg):
-            return lambda v: not isinstance(v, dict) or all(name in v for name in arg)
-        if key == "properties" or (key == "additionalProperties" and "properties" not in schema):
-            if "patternProperties" in schema:
-                raise _Unsupported
-            return self.properties(schema)
-        if key == "additionalProperties":  # checked with "properties"
-            return lambda v: True
-        if key == "items" and "prefixItems" not in schema:
-            item = self.schema(arg)
-            return lambda v: not isinstance(v, list) or all(item(x) for x in v)
-        if key in ("oneOf", "anyOf", "allOf"):
-            subs = [self.schema(sub) for sub in arg]
-            if key == "oneOf":
-                return lambda v: sum(1 for sub in subs if sub(v)) == 1
-            if key == "anyOf":
-                return lambda v: any(sub(v) for sub in subs)
-            return lambda v: all(sub(v) for sub in subs)
-        if key == "$ref" and isinstance(arg, str) and arg.startswith("#/$defs/"):
-            return self.reference(arg.removeprefix("#/$defs/"))
-        raise _Unsupported
-
-    def properties(self, schema: Mapping[str, Any]) -> Validate:
-        known = {name: self.schema(sub) for name, sub in schema.get("properties", {}).items()}
-        extra = self.schema(schema.get("additionalProperties", True))
-
-        def check(v: Any) -> bool:
-            if isinstance(v, dict):
-                for name, value in v.items():
-                    if not known.get(name, extra)(value):
-                        return False
-            return True
-
-        return check
-
-    def reference(self, name: str) -> Validate:
-        if name not in self.defs or "/" in name or "~" in name:
-            raise _Unsupported
-        if name not in self.compiled:
-            self.compiled[name] = lambda v: True  # placeholder while a recursive def compiles
-            self.compiled[name] = self.schema(self.defs[name])
-        compiled = self.compiled
-        return lambda v: compiled[name](v)
-
-
-def compile_schema(schema: Mapping[str, Any]) -> Validate | None:
-    """A fast ``is_valid`` for a Draft 2020-12 schema, or None when it uses a keyword this
-    compiler does not know. True only when jsonschema finds no error; False when it finds one
-    (ask jsonschema which)."""
-    root = dict(schema)
-    root.pop("$id", None)  # the root's own id and dialect: "#/$defs/..." resolve in it
-    if root.pop("$schema", None) not in (None, "https://json-schema.org/draft/2020-12/schema"):
-        return None
-    try:
-        return _Compiler(root).schema(root)
-    except Exception:  # a schema this compiler cannot read: jsonschema alone decides
-        return None
 
 
 @lru_cache(maxsize=8)
@@ -375,6 +223,11 @@ def _turns(raw: list[dict[str, str]]) -> tuple[Turn, ...]:
 
 def load_pairs(path: Path, display: str, registry: Mapping[str, CheckType]) -> list[Pair]:
     """Read one pair file into pairs. Raises PairFileError for anything malformed."""
+    return list(load_conversation(path, display, registry).pairs)
+
+
+def load_conversation(path: Path, display: str, registry: Mapping[str, CheckType]) -> Conversation:
+    """Read one pair file: its pairs and its rollout settings. Raises PairFileError."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -431,7 +284,48 @@ def load_pairs(path: Path, display: str, registry: Mapping[str, CheckType]) -> l
             allowed = error.schema.get("properties", {})
             where += [next((k for k in error.instance if k not in allowed), "")]
         raise PairFileError(display, reader.line(where), problem, hint)
-    return _build(path, display, document, reader, registry)
+    pairs = _build(path, display, document, reader, registry)
+    final = _checks(document.get("final", []), ("final",), True, display, reader, registry)
+    return Conversation(
+        path=display,
+        name=pairs[0].conversation if pairs else conversation_name(path),
+        pairs=tuple(pairs),
+        rollout=bool(document.get("rollout", False)),
+        final=final,
+    )
+
+
+def _checks(
+    raw_checks: list[dict[str, Any]],
+    where: Location,
+    has_reply: bool,
+    display: str,
+    reader: _Reader,
+    registry: Mapping[str, CheckType],
+) -> tuple[Check, ...]:
+    """The checks written at ``where``, each validated by its check type."""
+    checks = []
+    for c_index, raw_check in enumerate(raw_checks):
+        ((name, arg),) = raw_check.items()
+        c_line = reader.line(
+            (*where, "checks", c_index) if where[0] == "pairs" else (*where, c_index)
+        )
+        label = (
+            f"{describe(where)}.checks[{c_index}]" if where[0] == "pairs" else f"final[{c_index}]"
+        )
+        validate = registry[name].validate
+        problem = validate(arg) if validate else None
+        if problem:
+            raise PairFileError(display, c_line, f"{label}: {problem}.")
+        if name == "similar" and not has_reply and not (arg or {}).get("to"):
+            raise PairFileError(
+                display,
+                c_line,
+                f"{label}: `similar` needs a `reply` to compare with.",
+                "Add `reply:` to the pair or `to:` to the check.",
+            )
+        checks.append(Check(name, arg, c_line))
+    return tuple(checks)
 
 
 def _build(
@@ -461,24 +355,7 @@ def _build(
                 "a pair without `id:` is named by its index.",
             )
         seen[pair_id] = line or 0
-        checks = []
-        for c_index, raw_check in enumerate(raw.get("checks", [])):
-            ((name, arg),) = raw_check.items()
-            c_line = reader.line((*where, "checks", c_index))
-            validate = registry[name].validate
-            problem = validate(arg) if validate else None
-            if problem:
-                raise PairFileError(
-                    display, c_line, f"pairs[{index}].checks[{c_index}]: {problem}."
-                )
-            if name == "similar" and "reply" not in raw and not (arg or {}).get("to"):
-                raise PairFileError(
-                    display,
-                    c_line,
-                    f"pairs[{index}].checks[{c_index}]: `similar` needs a `reply` to compare with.",
-                    "Add `reply:` to the pair or `to:` to the check.",
-                )
-            checks.append(Check(name, arg, c_line))
+        checks = _checks(raw.get("checks", []), where, "reply" in raw, display, reader, registry)
         if "reply" not in raw and not checks and "review" not in raw:
             raise PairFileError(
                 display,
@@ -497,7 +374,7 @@ def _build(
                 history=_turns(raw.get("history", [])),
                 customer=raw["customer"],
                 reply=raw.get("reply"),
-                checks=tuple(checks),
+                checks=checks,
                 tags=tuple(tags),
                 line=line,
                 retired=raw.get("retired"),

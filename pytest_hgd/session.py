@@ -122,6 +122,12 @@ class HGDSession:
             return PairFile.from_parent(parent, path=file_path)
         return None
 
+    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+        """Never walk the reply cache (thousands of files) looking for tests."""
+        if collection_path == self.settings.cache_dir:
+            return True
+        return None
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.all_items = list(session.items)
 
