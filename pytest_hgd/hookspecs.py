@@ -15,6 +15,7 @@ import pytest
 if TYPE_CHECKING:
     from .agents import Agent
     from .checks import CheckType
+    from .model import Conversation
     from .mutators import Mutator
 
 
@@ -56,4 +57,20 @@ def pytest_hgd_report(config: pytest.Config, report: Mapping[str, Any]) -> None:
     """Receive the finished gate report (the JSON report's content) on the controller,
     after the reports were written: post it somewhere, say. Exceptions are shown as a
     warning, never lost, and never change the verdict."""
+    raise NotImplementedError
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_hgd_customer_turn(
+    config: pytest.Config,
+    conversation: Conversation,
+    transcript: list[dict[str, str]],
+    recorded: str,
+) -> str | None:
+    """Write the customer's next turn of a rollout, or None to replay the recorded one.
+
+    ``transcript`` is the rollout so far in chat format (the agent's own replies as
+    ``assistant``); ``recorded`` is what the customer said at this point of the real call.
+    Called on the gate's event-loop thread: keep it quick, or call your simulator there.
+    """
     raise NotImplementedError

@@ -10,8 +10,9 @@ import pytest
 from . import gate
 from .checks import excerpt
 from .errors import PairFileError
-from .model import Delta, Evaluation, Kind, Pair
-from .pairfile import load_pairs
+from .model import Conversation, Delta, Evaluation, Kind, Pair
+from .pairfile import load_conversation
+from .rollout import RolloutResult
 from .stats import wilson_interval
 
 if TYPE_CHECKING:
@@ -59,15 +60,23 @@ def _describe(role: str, evaluation: Evaluation | None) -> list[str]:
 class PairFile(pytest.File):
     """A ``*.hgd.yaml`` file: one conversation's pairs."""
 
-    def collect(self) -> Iterator[PairItem]:
+    def collect(self) -> Iterator[pytest.Item]:
         session: HGDSession = self.config.stash[SESSION_KEY]
         display = self.nodeid or self.path.name
         try:
-            pairs = load_pairs(self.path, display, session.registry)
+            conversation = load_conversation(self.path, display, session.registry)
         except PairFileError as exc:
             raise self.CollectError(exc.render()) from None
-        for pair in pairs:
+        rolled_out = (conversation.rollout or session.settings.rollout) and conversation.pairs
+        if rolled_out and any(p.id == ROLLOUT for p in conversation.pairs):
+            raise self.CollectError(
+                f"{display}: pair id {ROLLOUT!r} is reserved for the conversation's rollout item."
+                " Hint: rename that pair."
+            )
+        for pair in conversation.pairs:
             yield PairItem.from_parent(self, name=pair.id, pair=pair)
+        if rolled_out:
+            yield RolloutItem.from_parent(self, name=ROLLOUT, conversation=conversation)
 
 
 class PairItem(pytest.Item):
@@ -159,4 +168,86 @@ class PairItem(pytest.Item):
         return self.path, line, f"hgd {kind} pair {self.name}"
 
 
+class RolloutItem(pytest.Item):
+    """One conversation replayed with the agent's own replies, under each prompt."""
+
+    def __init__(self, *, conversation: Conversation, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conversation = conversation
+        self.hgd_payload: dict[str, Any] | None = None
+        self.hgd_payload_phase = "call"
+        self.extra_keyword_matches.update({"rollout", *conversation.pairs[0].tags})
+
+    def _base_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.nodeid,
+            "rollout": True,
+            "conversation": self.conversation.name,
+            "tags": list(self.conversation.pairs[0].tags),
+        }
+
+    def setup(self) -> None:
+        session: HGDSession = self.config.stash[SESSION_KEY]
+        self.results = session.roll_out(self)
+        baseline, candidate = self.results
+        failed = next(
+            (
+                (role, r)
+                for role, r in (("baseline", baseline), ("candidate", candidate))
+                if r is not None and r.error is not None
+            ),
+            None,
+        )
+        if failed is not None:
+            role, result = failed
+            self.hgd_payload = {
+                **self._base_payload(),
+                "delta": Delta.ERROR.value,
+                "baseline": None,
+                "candidate": None,
+                "error": f"{role}: {result.error}",
+            }
+            self.hgd_payload_phase = "setup"
+            pytest.fail(
+                f"agent error in the rollout under the {role} prompt: {result.error}", pytrace=False
+            )
+
+    def runtest(self) -> None:
+        session: HGDSession = self.config.stash[SESSION_KEY]
+        baseline, candidate = self.results
+        delta = gate.one_shot_delta(baseline.passed if baseline else None, candidate.passed)
+        self.hgd_payload = {
+            **self._base_payload(),
+            "delta": delta.value,
+            "baseline": baseline.payload() if baseline else None,
+            "candidate": candidate.payload(),
+            "error": None,
+        }
+        strict = session.settings.strict
+        if delta is Delta.STILL_FAILING and not strict:
+            pytest.xfail(f"rollout still_failing under both prompts ({_where(candidate)})")
+        if gate.fails_gate(delta, strict):
+            lines = [f"{delta.value}: rollout of {self.conversation.name} ({self.nodeid})"]
+            for role, result in (("baseline", baseline), ("candidate", candidate)):
+                if result is not None:
+                    lines.append(f"{role}: {'passed' if result.passed else _where(result)}")
+            lines.append("candidate transcript:")
+            lines += [f"  {t.speaker}: {t.text}" for t in candidate.transcript]
+            raise PairFailed("\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, PairFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"hgd rollout of {self.conversation.name}"
+
+
+def _where(result: RolloutResult) -> str:
+    turn = f"turn {result.first_failed_turn}" if result.first_failed_turn else "final checks"
+    return f"failed at {turn}: {result.failed_check}: {result.message}"
+
+
+ROLLOUT = "rollout"
 SESSION_KEY: pytest.StashKey[HGDSession] = pytest.StashKey()

@@ -52,6 +52,7 @@ class Settings:
     samples: int = 1
     alpha: float = 0.05
     html: Path | None = None
+    rollout: bool = False
     judge: JudgeSettings = field(
         default_factory=lambda: JudgeSettings(None, "https://api.openai.com/v1", None, 60.0)
     )
@@ -115,6 +116,12 @@ def add_options(parser: pytest.Parser) -> None:
         help="still-failing pairs fail instead of xfail",
     )
     group.addoption(
+        "--hgd-rollout",
+        action="store_true",
+        default=None,
+        help="also replay every conversation with the agent's own replies (rollout items)",
+    )
+    group.addoption(
         "--hgd-no-ledger",
         action="store_true",
         default=False,
@@ -141,6 +148,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "hgd_prompt", "candidate prompt file for local iteration", type="string", default=None
     )
+    parser.addini("hgd_rollout", "roll out every conversation", type="bool", default=False)
     parser.addini(
         "hgd_strict", "still-failing pairs fail instead of xfail", type="bool", default=False
     )
@@ -299,6 +307,7 @@ def resolve(config: pytest.Config) -> Settings:
         report=r.path("--hgd-report", "", None),
         markdown=r.path("--hgd-markdown", "", None),
         html=r.path("--hgd-html", "", None),
+        rollout=bool(config.getoption("hgd_rollout") or config.getini("hgd_rollout")),
         judge=JudgeSettings(
             model=r.raw("", "hgd_judge_model")[0],
             base_url=r.raw("", "hgd_judge_base_url")[0] or base_url,

@@ -37,6 +37,7 @@ def build_report(
     samples: Mapping[str, Any] | None = None,
     extra_reasons: Sequence[str] = (),
     trend: Sequence[Mapping[str, Any]] = (),
+    rollouts: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     pairs = sorted(pairs, key=lambda p: str(p["id"]))
     counts = gate.count_deltas(p["delta"] for p in pairs)
@@ -44,6 +45,14 @@ def build_report(
     reasons = [f"{counts[d]} {d}" for d in ("regressed", "error", "new_fail") if counts[d]]
     if strict and counts["still_failing"]:
         reasons.append(f"{counts['still_failing']} still_failing (--hgd-strict)")
+    rollout_counts = gate.count_deltas(r["delta"] for r in rollouts)
+    reasons += [
+        f"{rollout_counts[d]} rollout {d}"
+        for d in ("regressed", "error", "new_fail")
+        if rollout_counts[d]
+    ]
+    if strict and rollout_counts["still_failing"]:
+        reasons.append(f"{rollout_counts['still_failing']} rollout still_failing (--hgd-strict)")
     reasons.extend(extra_reasons)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -60,6 +69,8 @@ def build_report(
         "pressure": dict(pressure),
         "samples": dict(samples or {"max": 1}),
         "trend": [dict(point) for point in trend],
+        "rollouts": sorted((dict(r) for r in rollouts), key=lambda r: str(r["id"])),
+        "rollout_summary": _rollout_summary(pairs, rollouts) if rollouts else None,
         "suite": _suite(pairs),
         "flaky": [
             {"id": p["id"], "passes": p["baseline"]["passes"], "runs": p["baseline"]["runs"]}
@@ -67,6 +78,77 @@ def build_report(
             if p.get("flaky")
         ],
     }
+
+
+def _rollout_summary(
+    pairs: Sequence[Mapping[str, Any]], rollouts: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Teacher-forced (pairs) against free-running (rollouts) over the same conversations."""
+    files = {str(r["id"]).rpartition("::")[0]: r for r in rollouts}
+    forced = [p for p in pairs if str(p["id"]).rpartition("::")[0] in files]
+    runs = sum(p["candidate"]["runs"] for p in forced if p.get("candidate"))
+    passes = sum(p["candidate"]["passes"] for p in forced if p.get("candidate"))
+    free = [r for r in rollouts if r.get("candidate")]
+    hidden = []
+    for path, rollout in sorted(files.items()):
+        own = [p for p in forced if str(p["id"]).startswith(path + "::")]
+        candidate = rollout.get("candidate")
+        all_pass = bool(own) and all(
+            p.get("candidate") and p["candidate"]["passes"] == p["candidate"]["runs"] for p in own
+        )
+        if candidate and not candidate["passed"] and all_pass:
+            hidden.append(
+                {
+                    "id": rollout["id"],
+                    "conversation": rollout["conversation"],
+                    "first_failed_turn": candidate["first_failed_turn"],
+                    "failed_check": candidate["failed_check"],
+                    "message": candidate["message"],
+                }
+            )
+    return {
+        "counts": gate.count_deltas(r["delta"] for r in rollouts),
+        "teacher_forced_pass_rate": round(passes / runs, 4) if runs else None,
+        "free_running_pass_rate": round(
+            sum(1 for r in free if r["candidate"]["passed"]) / len(free), 4
+        )
+        if free
+        else None,
+        "pairs_pass_rollout_fails": hidden,
+    }
+
+
+def _rollout_lines(report: Mapping[str, Any]) -> list[str]:
+    summary = report.get("rollout_summary")
+    if not summary:
+        return []
+    lines = [
+        f"rollouts: {_counts_line(summary['counts'])}; candidate pass rate teacher-forced "
+        f"(pairs) {_rate(summary['teacher_forced_pass_rate'])}, free-running (rollouts) "
+        f"{_rate(summary['free_running_pass_rate'])}"
+    ]
+    for rollout in report.get("rollouts", []):
+        if rollout["delta"] in ("regressed", "new_fail", "error"):
+            lines.append(f"  {rollout['delta']:<10} {rollout['id']}: {_rollout_failure(rollout)}")
+    hidden = summary["pairs_pass_rollout_fails"]
+    if hidden:
+        lines.append("every pair passes but the rollout fails (compounding errors):")
+        for entry in hidden:
+            where = f"turn {entry['first_failed_turn']}" if entry["first_failed_turn"] else "final"
+            lines.append(
+                f"  {entry['conversation']} ({entry['id']}): fails at {where}, "
+                f"{entry['failed_check']}: {entry['message']}"
+            )
+    return lines
+
+
+def _rollout_failure(rollout: Mapping[str, Any]) -> str:
+    if rollout.get("error"):
+        return f"error: {rollout['error']}"
+    candidate = rollout.get("candidate") or {}
+    turn = candidate.get("first_failed_turn")
+    where = f"turn {turn}" if turn else "final checks"
+    return f"fails at {where}, {candidate.get('failed_check')}: {candidate.get('message')}"
 
 
 def _suite(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -226,6 +308,7 @@ def render_terminal(report: Mapping[str, Any], rerun: str) -> list[Line]:
             rates = f"{_rate(entry['baseline_pass_rate'])} → {_rate(entry['candidate_pass_rate'])}"
             lines.append((f"  {tag:<16} {rates}  ({entry['pairs']} pairs)", {}))
     lines.extend((text, {}) for text in _sampling_lines(report))
+    lines.extend((text, {}) for text in _rollout_lines(report))
     pressure = report["pressure"]
     warn = bool(pressure.get("warning"))
     lines.extend((text, {"yellow": warn}) for text in pressure_lines(pressure))
@@ -287,6 +370,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"| {tag} | {entry['pairs']} | {_rate(entry['baseline_pass_rate'])} | "
                 f"{_rate(entry['candidate_pass_rate'])} |"
             )
+    rollout = _rollout_lines(report)
+    if rollout:
+        out += ["", "### Rollouts", ""] + [f"- {line.strip()}" for line in rollout]
     sampling = _sampling_lines(report)
     if sampling:
         out += ["", "### Samples", ""] + [f"- {line.strip()}" for line in sampling]

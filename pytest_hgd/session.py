@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import shlex
 import warnings
@@ -16,13 +18,13 @@ from .agents import Agent, AgentSpecError
 from .builtins import Builtins
 from .cache import ReplyCache
 from .checks import CheckType
-from .errors import PairFileError
+from .errors import AgentError, PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
 from .html_report import write_html
-from .items import SESSION_KEY, PairFile, PairItem
+from .items import SESSION_KEY, PairFile, PairItem, RolloutItem
 from .judge import Judge
 from .ledger import append_record, read_ledger
-from .model import Evaluation
+from .model import Conversation, Evaluation, Role
 from .mutators import Mutator
 from .options import Settings
 from .pairfile import is_pair_file, load_pairs
@@ -30,6 +32,7 @@ from .pressure import ProbeResult, compute_pressure
 from .probe import ProbePlan, run_probe
 from .prompts import Prompt, PromptError, load_prompt
 from .report import build_report, render_terminal, write_json, write_markdown
+from .rollout import Ask, RolloutResult, roll_out
 from .runner import CallSettings, Scheduler
 from .warning_types import HGDPressureWarning
 from .xdist_support import is_worker, queued_items
@@ -42,6 +45,7 @@ def _load(spec: str, base: Path, option: str) -> Prompt:
         raise pytest.UsageError(f"{option}: {exc}") from None
 
 
+RolloutFuture = concurrent.futures.Future[RolloutResult]
 TREND_RUNS = 50  # ledger runs shown in the report's pressure trend
 
 
@@ -112,6 +116,8 @@ class HGDSession:
         self.sampled = False
         self.runnable_count = 0
         self.pairs: list[dict[str, Any]] = []
+        self.rollouts: list[dict[str, Any]] = []
+        self.rollout_futures: dict[str, dict[Role, RolloutFuture]] = {}
         self.skipped: list[dict[str, Any]] = []
         self.report: dict[str, Any] | None = None
         self.notes: list[str] = []
@@ -138,8 +144,59 @@ class HGDSession:
     def _runnable_items(self) -> list[PairItem]:
         return [i for i in self.all_items if isinstance(i, PairItem) and self._runnable(i)]
 
+    # rollouts -------------------------------------------------------------------------------
+    def _rollout_futures(self, item: RolloutItem) -> dict[Role, RolloutFuture]:
+        futures = self.rollout_futures.get(item.nodeid)
+        if futures is None:
+            futures = {
+                role: self.scheduler.run_coroutine(
+                    roll_out(
+                        item.conversation,
+                        self._asker(role, prompt.text),
+                        self.registry,
+                        self._simulated_customer,
+                    )
+                )
+                for role, prompt in self.evaluator.prompts
+            }
+            self.rollout_futures[item.nodeid] = futures
+        return futures
+
+    def _asker(self, role: Role, prompt: str) -> Ask:
+        async def ask(messages: list[dict[str, str]]) -> str:
+            reply = await asyncio.wrap_future(self.scheduler.submit(role, prompt, messages, 0))
+            if reply.error is not None or reply.text is None:
+                raise AgentError(reply.error or "no reply")
+            return reply.text
+
+        return ask
+
+    def _simulated_customer(
+        self, conversation: Conversation, transcript: list[dict[str, str]], recorded: str
+    ) -> str | None:
+        turn: str | None = self.config.hook.pytest_hgd_customer_turn(
+            config=self.config,
+            conversation=conversation,
+            transcript=transcript,
+            recorded=recorded,
+        )
+        return turn
+
+    def roll_out(self, item: RolloutItem) -> tuple[RolloutResult | None, RolloutResult]:
+        results: dict[Role, RolloutResult] = {}
+        for role, future in self._rollout_futures(item).items():
+            try:
+                results[role] = future.result()
+            except concurrent.futures.CancelledError:
+                results[role] = RolloutResult(False, (), 0, error="cancelled (the run is stopping)")
+        return results.get(Role.BASELINE), results[Role.CANDIDATE]
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        if not is_worker(self.config) and not session.config.option.collectonly:
+            for rollout_item in self.all_items:
+                if isinstance(rollout_item, RolloutItem):
+                    self._rollout_futures(rollout_item)
         runnable = self._runnable_items()
         self.sampled = any(self.evaluator.samples(i.pair) > 1 for i in runnable)
         self.runnable_count = len(runnable)
@@ -203,14 +260,21 @@ class HGDSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        if isinstance(item, PairItem) and item.hgd_payload and call.when == item.hgd_payload_phase:
+        if (
+            isinstance(item, PairItem | RolloutItem)
+            and item.hgd_payload
+            and call.when == item.hgd_payload_phase
+        ):
             report.hgd = item.hgd_payload  # type: ignore[attr-defined]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "hgd", None)
         if isinstance(payload, dict):
-            (self.skipped if "status" in payload else self.pairs).append(payload)
+            if payload.get("rollout"):
+                self.rollouts.append(payload)
+            else:
+                (self.skipped if "status" in payload else self.pairs).append(payload)
 
     # the gate's end: probe, pressure, ledger, reports ------------------------------------
     def _probe_plan(self) -> ProbePlan:
@@ -313,6 +377,7 @@ class HGDSession:
             samples={"max": runrecord.max_samples(self.pairs), "alpha": self.settings.alpha},
             extra_reasons=reasons,
             trend=trend,
+            rollouts=self.rollouts,
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -320,7 +385,7 @@ class HGDSession:
         self.scheduler.cancel_pending()
         if is_worker(self.config) or session.config.option.collectonly:
             return
-        if not self.pairs and not self.skipped:
+        if not self.pairs and not self.skipped and not self.rollouts:
             return
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.notes.append("the run was interrupted: no report and no ledger record written")
