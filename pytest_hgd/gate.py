@@ -22,7 +22,7 @@ def one_shot_delta(baseline_passed: bool | None, candidate_passed: bool) -> Delt
 
 def fails_gate(delta: Delta, strict: bool) -> bool:
     """Whether a pair with this delta makes the verdict ``fail``."""
-    return delta in FAILING_DELTAS or (strict and delta is Delta.STILL_FAILING)
+    return delta in FAILING_DELTAS or (strict and delta == Delta.STILL_FAILING)
 
 
 def count_deltas(deltas: Iterable[str]) -> dict[str, int]:

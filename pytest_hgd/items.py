@@ -10,6 +10,7 @@ import pytest
 from . import gate
 from .checks import excerpt
 from .errors import PairFileError
+from .keys import SESSION_KEY
 from .model import Conversation, Delta, Evaluation, Kind, Pair
 from .pairfile import load_conversation
 from .rollout import RolloutResult
@@ -143,7 +144,7 @@ class PairItem(pytest.Item):
         if baseline is not None and baseline.runs > 1:
             self.hgd_payload["flaky"] = 0 < baseline.passes < baseline.runs
         strict = self.session_state.settings.strict
-        if delta is Delta.STILL_FAILING and not strict:
+        if delta == Delta.STILL_FAILING and not strict:
             failure = candidate.first_failure()
             reason = f"{failure[0].name}: {failure[0].message}" if failure else "fails"
             pytest.xfail(f"still_failing under both prompts ({reason})")
@@ -164,7 +165,7 @@ class PairItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         line = self.pair.line - 1 if self.pair.line else None
-        kind = "locked" if self.pair.kind is Kind.LOCKED else "corrected"
+        kind = "locked" if self.pair.kind == Kind.LOCKED else "corrected"
         return self.path, line, f"hgd {kind} pair {self.name}"
 
 
@@ -224,7 +225,7 @@ class RolloutItem(pytest.Item):
             "error": None,
         }
         strict = session.settings.strict
-        if delta is Delta.STILL_FAILING and not strict:
+        if delta == Delta.STILL_FAILING and not strict:
             pytest.xfail(f"rollout still_failing under both prompts ({_where(candidate)})")
         if gate.fails_gate(delta, strict):
             lines = [f"{delta.value}: rollout of {self.conversation.name} ({self.nodeid})"]
@@ -250,4 +251,3 @@ def _where(result: RolloutResult) -> str:
 
 
 ROLLOUT = "rollout"
-SESSION_KEY: pytest.StashKey[HGDSession] = pytest.StashKey()

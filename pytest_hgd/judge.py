@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .cache import ReplyCache, reply_key
@@ -13,6 +12,7 @@ from .checks import CheckType, excerpt
 from .errors import AgentError
 from .http_agent import HTTPAgent, HTTPAgentSettings
 from .model import Pair
+from .options import JudgeSettings
 
 RUBRIC_VERSION = "judge-rubric-1"
 RUBRIC = """You judge one reply of a customer-service agent on a phone call.
@@ -36,14 +36,6 @@ SCHEMA: Mapping[str, Any] = {
 
 class JudgeError(AgentError):
     """The judge could not be asked, or answered something that is not a verdict."""
-
-
-@dataclass(frozen=True)
-class JudgeSettings:
-    model: str | None
-    base_url: str
-    api_key_env: str | None
-    timeout: float
 
 
 def criterion_of(arg: str | Mapping[str, str]) -> str:

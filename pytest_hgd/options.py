@@ -9,13 +9,20 @@ from typing import TypeVar
 
 import pytest
 
-from .http_agent import parse_headers
-from .judge import JudgeSettings
-
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """Where the `judge:` check asks its model (no secret: the key's env var name)."""
+
+    model: str | None
+    base_url: str
+    api_key_env: str | None
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,8 @@ def _non_negative(text: str) -> int:
 
 
 def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
+    from .http_agent import parse_headers  # httpx loads only when pytest --hgd runs
+
     try:
         return parse_headers(lines)
     except ValueError as exc:

@@ -336,7 +336,7 @@ def _build(
     registry: Mapping[str, CheckType],
 ) -> list[Pair]:
     outcome = Outcome(document["outcome"])
-    default_kind = Kind.LOCKED if outcome is Outcome.LEAD else Kind.CORRECTED
+    default_kind = Kind.LOCKED if outcome == Outcome.LEAD else Kind.CORRECTED
     file_tags = list(document.get("tags", []))
     conversation = document.get("conversation") or conversation_name(path)
     pairs: list[Pair] = []

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from . import hookspecs
-from .items import SESSION_KEY
+from .keys import SESSION_KEY
 from .options import add_options, resolve
-from .session import HGDSession
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -22,6 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("hgd", default=False):
         return
+    from .session import HGDSession  # the gate's modules load only when it runs
+
     session = HGDSession(config, resolve(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "hgd-session")

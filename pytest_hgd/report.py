@@ -134,7 +134,8 @@ def _rollout_lines(report: Mapping[str, Any]) -> list[str]:
     if hidden:
         lines.append("every pair passes but the rollout fails (compounding errors):")
         for entry in hidden:
-            where = f"turn {entry['first_failed_turn']}" if entry["first_failed_turn"] else "final"
+            turn = entry["first_failed_turn"]
+            where = f"turn {turn}" if turn else "final checks"
             lines.append(
                 f"  {entry['conversation']} ({entry['id']}): fails at {where}, "
                 f"{entry['failed_check']}: {entry['message']}"

@@ -21,7 +21,7 @@ from .checks import CheckType
 from .errors import AgentError, PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
 from .html_report import write_html
-from .items import SESSION_KEY, PairFile, PairItem, RolloutItem
+from .items import PairFile, PairItem, RolloutItem
 from .judge import Judge
 from .ledger import append_record, read_ledger
 from .model import Conversation, Evaluation, Role
@@ -467,4 +467,4 @@ class HGDSession:
         self.config.pluginmanager.unregister(name="hgd-builtins")
 
 
-__all__ = ["SESSION_KEY", "HGDSession"]
+__all__ = ["HGDSession"]

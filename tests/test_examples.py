@@ -41,8 +41,24 @@ def test_car_sales_regressing_candidate_fails(tmp_path: Path) -> None:
         "--hgd-candidate=prompts/candidate_regresses.txt",
     )
     assert done.returncode == 1
-    assert "verdict: FAIL (11 regressed)" in done.stdout
+    assert "verdict: FAIL (11 regressed; 5 rollout regressed)" in done.stdout
     assert "regressed  pairs/call-1003.hgd.yaml::volta-range" in done.stdout
+
+
+def test_car_sales_drifting_candidate_fails_only_its_rollout(tmp_path: Path) -> None:
+    done = run_example(
+        "car_sales",
+        tmp_path,
+        "--hgd-baseline=prompts/baseline.txt",
+        "--hgd-candidate=prompts/candidate_drifts.txt",
+    )
+    assert done.returncode == 1
+    assert "deltas: 24 kept, 11 fixed" in done.stdout  # every pair passes, teacher-forced
+    assert "verdict: FAIL (1 rollout regressed)" in done.stdout
+    assert (
+        "pairs/call-1001.hgd.yaml::rollout): fails at final checks, "
+        "final contains: missing 'drive the Summit'"
+    ) in done.stdout
 
 
 @pytest.mark.parametrize("example", ["hooks"])

@@ -247,3 +247,18 @@ def test_xdist_runs_the_gate_and_the_controller_reports(hgd: Gate) -> None:
     )
     assert parallel["pairs"] == serial["pairs"]
     result.stdout.fnmatch_lines(["*= HGD gate =*"])
+
+
+def test_without_hgd_the_gate_modules_are_not_even_imported(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_sessionfinish(session):\n"
+        "    loaded = sorted(m for m in sys.modules if m.startswith('pytest_hgd.'))\n"
+        "    print('HGD-MODULES', loaded)\n"
+    )
+    pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    line = next(x for x in result.stdout.lines if "HGD-MODULES" in x)
+    assert "pytest_hgd.session" not in line and "pytest_hgd.checks" not in line, line
+    assert "pytest_hgd.plugin" in line

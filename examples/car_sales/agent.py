@@ -37,6 +37,7 @@ RULES = {
     "appraisal": r"offer a free trade-in appraisal",
     "offers": r"mention today's offers",
     "ask_model": r"ask which model",
+    "compare": r"mention the other model of the same type",
 }
 
 # Checked in order: the first intent with a keyword (whole words) in the last message wins.
@@ -111,6 +112,9 @@ def compose(intent: str, text: str, model: str | None, rules: set[str], name: st
         )
         if car and car["name"].lower() in text:
             answer = f"The {car['name']} is {car['about']}."
+            other = sibling(model) if "compare" in rules and model else None
+            if other:
+                answer += f" Many buyers compare it with the {other}."
         elif category:
             names = [c["name"] for c in PRICE_LIST.values() if c["category"] == category]
             answer = f"For {CATEGORY_NAMES[category]} we have the {' and the '.join(names)}."
@@ -154,6 +158,16 @@ def compose(intent: str, text: str, model: str | None, rules: set[str], name: st
             return ["I understand. Thank you for your time, and have a great day. Goodbye!"]
         return ["I understand, but today's offers end soon."]
     return ["Happy to help with any questions about our cars."]
+
+
+def sibling(model: str) -> str | None:
+    """The name of the other model of the same type, if there is exactly one."""
+    others = [
+        c["name"]
+        for key, c in PRICE_LIST.items()
+        if key != model and c["category"] == PRICE_LIST[model]["category"]
+    ]
+    return others[0] if len(others) == 1 else None
 
 
 def callback_time(text: str) -> str:
