@@ -37,8 +37,15 @@ def test_ctrl_c_stops_promptly_and_leaves_no_partial_files(hgd: Gate) -> None:
         "-p",
         "no:cacheprovider",
     ]
+    # A shell without job control starts background jobs with SIGINT ignored, and Python
+    # then never turns it into KeyboardInterrupt: give the run the default, as a terminal does.
     process = subprocess.Popen(
-        command, cwd=hgd.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=hgd.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(2.5)
     process.send_signal(signal.SIGINT)
