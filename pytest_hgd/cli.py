@@ -13,7 +13,7 @@ from typing import BinaryIO, TextIO
 from . import __version__
 from .ingest import REVIEW_DIR, IngestResult, ingest
 from .ledger import read_ledger
-from .suite_stats import growth_series, load_suite, render_stats, review_lines
+from .suite_stats import Suite, growth_series, load_suite, render_stats, review_lines
 
 EXIT_OK, EXIT_SOME_BAD, EXIT_USAGE = 0, 1, 2
 
@@ -127,24 +127,29 @@ def _directory(args: argparse.Namespace) -> Path | None:
     return directory
 
 
-def run_review(args: argparse.Namespace) -> int:
+def _suite(args: argparse.Namespace) -> Suite | None:
+    """The suite under the command's directory (its problems printed), or None."""
     directory = _directory(args)
     if directory is None:
-        return EXIT_USAGE
+        return None
     suite = load_suite(directory)
     for problem in suite.problems:
         print(problem, file=sys.stderr)
+    return suite
+
+
+def run_review(args: argparse.Namespace) -> int:
+    suite = _suite(args)
+    if suite is None:
+        return EXIT_USAGE
     print("\n".join(review_lines(suite.pairs)))
     return EXIT_SOME_BAD if suite.problems else EXIT_OK
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    directory = _directory(args)
-    if directory is None:
+    suite = _suite(args)
+    if suite is None:
         return EXIT_USAGE
-    suite = load_suite(directory)
-    for problem in suite.problems:
-        print(problem, file=sys.stderr)
     series = None
     if args.ledger is not None:
         ledger = read_ledger(args.ledger)

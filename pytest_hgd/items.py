@@ -80,19 +80,46 @@ class PairFile(pytest.File):
             yield RolloutItem.from_parent(self, name=ROLLOUT, conversation=conversation)
 
 
-class PairItem(pytest.Item):
+class GateItem(pytest.Item):
+    """What pair and rollout items share: their payload, the session, error and failure."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hgd_payload: dict[str, Any] | None = None
+        self.hgd_payload_phase = "call"
+
+    @property
+    def session_state(self) -> HGDSession:
+        return self.config.stash[SESSION_KEY]
+
+    def _base_payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fail_with_agent_error(self, role: str, error: str, what: str) -> None:
+        """The agent raised or timed out: an error in setup, recorded as delta ``error``."""
+        self.hgd_payload = {
+            **self._base_payload(),
+            "delta": Delta.ERROR.value,
+            "baseline": None,
+            "candidate": None,
+            "error": f"{role}: {error}",
+        }
+        self.hgd_payload_phase = "setup"
+        pytest.fail(f"agent error {what}under the {role} prompt: {error}", pytrace=False)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, PairFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
+class PairItem(GateItem):
     """One pair under the baseline and the candidate prompt."""
 
     def __init__(self, *, pair: Pair, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pair = pair
-        self.hgd_payload: dict[str, Any] | None = None
-        self.hgd_payload_phase = "call"
         self.extra_keyword_matches.update(pair.tags)  # `-k pricing` selects by tag
-
-    @property
-    def session_state(self) -> HGDSession:
-        return self.config.stash[SESSION_KEY]
 
     def _base_payload(self) -> dict[str, Any]:
         return {
@@ -117,15 +144,7 @@ class PairItem(pytest.Item):
         error = (baseline.error if baseline else None) or candidate.error
         if error is not None:
             role = "candidate" if candidate.error else "baseline"
-            self.hgd_payload = {
-                **self._base_payload(),
-                "delta": Delta.ERROR.value,
-                "baseline": None,
-                "candidate": None,
-                "error": f"{role}: {error}",
-            }
-            self.hgd_payload_phase = "setup"
-            pytest.fail(f"agent error under the {role} prompt: {error}", pytrace=False)
+            self.fail_with_agent_error(role, error, "")
 
     def runtest(self) -> None:
         baseline, candidate = self.evaluations
@@ -158,25 +177,18 @@ class PairItem(pytest.Item):
                 )
             raise PairFailed("\n".join(lines))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, PairFailed):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
     def reportinfo(self) -> tuple[Any, int | None, str]:
         line = self.pair.line - 1 if self.pair.line else None
         kind = "locked" if self.pair.kind == Kind.LOCKED else "corrected"
         return self.path, line, f"hgd {kind} pair {self.name}"
 
 
-class RolloutItem(pytest.Item):
+class RolloutItem(GateItem):
     """One conversation replayed with the agent's own replies, under each prompt."""
 
     def __init__(self, *, conversation: Conversation, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conversation = conversation
-        self.hgd_payload: dict[str, Any] | None = None
-        self.hgd_payload_phase = "call"
         self.extra_keyword_matches.update({"rollout", *conversation.pairs[0].tags})
 
     def _base_payload(self) -> dict[str, Any]:
@@ -188,8 +200,7 @@ class RolloutItem(pytest.Item):
         }
 
     def setup(self) -> None:
-        session: HGDSession = self.config.stash[SESSION_KEY]
-        self.results = session.roll_out(self)
+        self.results = self.session_state.roll_out(self)
         baseline, candidate = self.results
         failed = next(
             (
@@ -201,20 +212,9 @@ class RolloutItem(pytest.Item):
         )
         if failed is not None:
             role, result = failed
-            self.hgd_payload = {
-                **self._base_payload(),
-                "delta": Delta.ERROR.value,
-                "baseline": None,
-                "candidate": None,
-                "error": f"{role}: {result.error}",
-            }
-            self.hgd_payload_phase = "setup"
-            pytest.fail(
-                f"agent error in the rollout under the {role} prompt: {result.error}", pytrace=False
-            )
+            self.fail_with_agent_error(role, str(result.error), "in the rollout ")
 
     def runtest(self) -> None:
-        session: HGDSession = self.config.stash[SESSION_KEY]
         baseline, candidate = self.results
         delta = gate.one_shot_delta(baseline.passed if baseline else None, candidate.passed)
         self.hgd_payload = {
@@ -224,7 +224,7 @@ class RolloutItem(pytest.Item):
             "candidate": candidate.payload(),
             "error": None,
         }
-        strict = session.settings.strict
+        strict = self.session_state.settings.strict
         if delta == Delta.STILL_FAILING and not strict:
             pytest.xfail(f"rollout still_failing under both prompts ({_where(candidate)})")
         if gate.fails_gate(delta, strict):
@@ -235,11 +235,6 @@ class RolloutItem(pytest.Item):
             lines.append("candidate transcript:")
             lines += [f"  {t.speaker}: {t.text}" for t in candidate.transcript]
             raise PairFailed("\n".join(lines))
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, PairFailed):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"hgd rollout of {self.conversation.name}"

@@ -21,7 +21,7 @@ from .checks import CheckType
 from .errors import AgentError, PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
 from .html_report import write_html
-from .items import PairFile, PairItem, RolloutItem
+from .items import GateItem, PairFile, PairItem, RolloutItem
 from .judge import Judge
 from .ledger import append_record, read_ledger
 from .model import Conversation, Evaluation, Role
@@ -260,11 +260,7 @@ class HGDSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        if (
-            isinstance(item, PairItem | RolloutItem)
-            and item.hgd_payload
-            and call.when == item.hgd_payload_phase
-        ):
+        if isinstance(item, GateItem) and item.hgd_payload and call.when == item.hgd_payload_phase:
             report.hgd = item.hgd_payload  # type: ignore[attr-defined]
         return report
 
