@@ -156,7 +156,7 @@ def run_stats(args: argparse.Namespace) -> int:
         for problem in ledger.problems:
             print(f"hgd: ledger: {problem}", file=sys.stderr)
         series = growth_series(ledger.records)
-    print("\n".join(render_stats(str(directory), suite, series, last=args.last)))
+    print("\n".join(render_stats(str(args.directory), suite, series, last=args.last)))
     return EXIT_SOME_BAD if suite.problems else EXIT_OK
 
 
