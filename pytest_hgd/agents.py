@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import importlib
 import inspect
+import queue
 import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,6 +46,57 @@ def _source_hash(module: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class DaemonPool:
+    """Threads for sync agents that never keep the process alive.
+
+    ``ThreadPoolExecutor`` joins its threads at exit, so one agent call stuck past the timeout
+    would hold pytest open until it returns; these threads are daemons, so it cannot.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def run(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put((loop, future, function, args))
+        if len(self._threads) < self.size:
+            thread = threading.Thread(target=self._work, name="hgd-agent", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, function, args = job
+            try:
+                outcome: tuple[bool, Any] = (True, function(*args))
+            except BaseException as exc:  # the agent's own: reported on its item
+                outcome = (False, exc)
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        self._threads = []
+
+
+Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():  # timed out or cancelled meanwhile
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
 class PythonAgent:
     """``def reply(prompt, messages) -> str`` (or ``async def``), imported by its path."""
 
@@ -54,7 +107,7 @@ class PythonAgent:
         self.function = function
         self.source_sha256 = source_sha256
         self.concurrency = concurrency
-        self._executor: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
 
     @property
     def identity(self) -> dict[str, object]:
@@ -65,12 +118,9 @@ class PythonAgent:
         if inspect.iscoroutinefunction(self.function):
             result = await self.function(prompt, messages)
         else:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    self.concurrency, thread_name_prefix="hgd-agent"
-                )
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor, self.function, prompt, messages)
+            if self._pool is None:
+                self._pool = DaemonPool(self.concurrency)
+            result = await self._pool.run(self.function, prompt, messages)
             if inspect.isawaitable(result):
                 result = await result
         if not isinstance(result, str):
@@ -78,8 +128,8 @@ class PythonAgent:
         return result
 
     async def aclose(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 def load_python_agent(target: str, rootdir: Path, concurrency: int) -> PythonAgent:

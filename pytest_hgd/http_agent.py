@@ -4,7 +4,7 @@ One shared `httpx.AsyncClient` per agent, created lazily on the running loop, po
 connections for many concurrent `reply` calls. Retries connection errors, 408/409/429
 and 5xx with exponential backoff and full jitter, honouring `Retry-After`, all within
 the per-call timeout. The API key is read once from the environment, kept in memory
-only, and scrubbed from every message built from server output.
+only, and scrubbed from every message built from server output and from the replies.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ class HTTPAgent:
                 f"reply from {self._url} has no text at choices[0].message.content: "
                 f"{self._excerpt(json.dumps(data))!r}"
             )
-        return content
+        return self._scrub(content)  # a server that echoes the key must not get it cached
 
     def _timed_out(self) -> AgentError:
         s = self._settings

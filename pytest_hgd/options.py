@@ -245,6 +245,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _samples(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1000:
+        raise ValueError(text)
+    return value
+
+
 def _unit(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -323,7 +330,9 @@ def resolve(config: pytest.Config) -> Settings:
             api_key_env=key_env if judge_key_env is None else (judge_key_env or None),
             timeout=timeout,
         ),
-        samples=r.parsed("--hgd-samples", "hgd_samples", _positive(int), 1, "a whole number > 0"),
+        samples=r.parsed(
+            "--hgd-samples", "hgd_samples", _samples, 1, "a whole number from 1 to 1000"
+        ),
         alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
         ledger=None
         if config.getoption("hgd_no_ledger")

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from typing import Any
+
 import pytest
 
 from . import hookspecs
 from .keys import SESSION_KEY
 from .options import add_options, resolve
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"pytest-hgd: stopped by signal {signum}")
+
+
+def stop_cleanly_on_sigterm(config: pytest.Config) -> None:
+    """A CI timeout sends SIGTERM, which would kill Python mid-write: turn it into the same
+    clean stop as Ctrl-C (no report, no ledger record, no temporary files left)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _interrupt)
+
+
+SIGTERM_KEY: pytest.StashKey[Any] = pytest.StashKey()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -26,9 +46,13 @@ def pytest_configure(config: pytest.Config) -> None:
     session = HGDSession(config, resolve(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "hgd-session")
+    stop_cleanly_on_sigterm(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    previous = config.stash.get(SIGTERM_KEY, None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()

@@ -9,7 +9,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -79,13 +79,30 @@ class Scheduler:
                 asyncio.set_event_loop(loop)
                 self._semaphore = asyncio.Semaphore(self.settings.concurrency)
                 ready.set()
-                loop.run_forever()
+                try:
+                    loop.run_forever()
+                except BaseException as exc:  # never leave an item waiting
+                    self._loop_died(loop, exc)
 
             self._thread = threading.Thread(target=run, name="hgd-scheduler", daemon=True)
             self._thread.start()
             ready.wait()
             self._loop = loop
         return self._loop
+
+    def _loop_died(self, loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
+        """The loop stopped by an exception: every unfinished call becomes an error on its
+        item (no item waits forever), and the next call starts a new loop."""
+        error = f"the gate's event loop stopped: {describe_exception(exc)}"
+        with self._lock:
+            if self._loop is loop:
+                self._loop = None
+            unfinished = [f for f in self._futures.values() if not f.done()]
+        for future in unfinished:
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                future.set_result(Reply(None, error))
+        with contextlib.suppress(RuntimeError):
+            loop.close()
 
     def submit(self, role: Role, prompt: str, messages: Messages, sample: int) -> ReplyFuture:
         """The future reply of the agent to ``messages`` under ``prompt``, sample ``sample``."""
@@ -113,24 +130,35 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         for future, key, role, prompt, messages in pending:
             if not future.cancelled():
-                _chain(loop.create_task(self._call(key, role, prompt, messages)), future)
+                _chain(loop.create_task(self._call(future, key, role, prompt, messages)), future)
 
-    async def _call(self, key: str, role: Role, prompt: str, messages: Messages) -> Reply:
+    async def _call(
+        self, future: ReplyFuture, key: str, role: Role, prompt: str, messages: Messages
+    ) -> Reply:
         assert self._semaphore is not None  # set before the loop runs anything
         async with self._semaphore:
             self.calls[role.value] += 1
             started = time.perf_counter()
             try:
                 text = await asyncio.wait_for(
-                    self.agent.reply(prompt, messages), self.settings.timeout
+                    _no_exit(self.agent.reply(prompt, messages)), self.settings.timeout
                 )
+                problem = _not_text(text)
+                if problem is not None:
+                    raise AgentError(problem)
             except asyncio.TimeoutError:
                 error = f"agent call timed out after {self.settings.timeout:g} s (--hgd-timeout)"
                 return Reply(None, error, seconds=time.perf_counter() - started)
             except AgentError as exc:
                 return Reply(None, str(exc), seconds=time.perf_counter() - started)
-            except Exception as exc:
+            except asyncio.CancelledError as exc:
+                if future.cancelled():  # the scheduler cancelled it: the run is stopping
+                    raise
                 error = f"agent raised {describe_exception(exc)}"
+                return Reply(None, error, seconds=time.perf_counter() - started)
+            except Exception as exc:
+                cause = exc.original if isinstance(exc, _AgentExit) else exc
+                error = f"agent raised {describe_exception(cause)}"
                 return Reply(None, error, seconds=time.perf_counter() - started)
             if self.cache is not None and self.settings.write_cache:
                 self._store(key, text)
@@ -149,7 +177,7 @@ class Scheduler:
         while (entry := self._writes.get()) is not None:
             try:
                 self.cache.put(*entry)
-            except OSError as exc:  # a reply not cached is called again next run
+            except Exception as exc:  # a reply not cached is called again next run
                 self.cache_error = self.cache_error or f"cannot write the reply cache: {exc}"
 
     def flush(self) -> None:
@@ -191,6 +219,35 @@ class Scheduler:
         if not loop.is_running():
             loop.close()
         self._loop = None
+
+
+class _AgentExit(Exception):
+    """SystemExit or KeyboardInterrupt raised by the agent's own code (not a Ctrl-C: that
+    reaches only the main thread), carried as an ordinary exception."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+async def _no_exit(call: Awaitable[T]) -> T:
+    """``await call``, but SystemExit and KeyboardInterrupt come out as ``_AgentExit``:
+    asyncio re-raises those two out of the event loop, which would end every call."""
+    try:
+        return await call
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _AgentExit(exc) from exc
+
+
+def _not_text(reply: object) -> str | None:
+    """Why a reply is not text the gate can check, store and report; None when it is."""
+    if not isinstance(reply, str):
+        return f"agent returned {type(reply).__name__}, not a str"
+    try:
+        reply.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no file could hold it
+        return f"agent returned a str that is not valid Unicode (at index {exc.start})"
+    return None
 
 
 def _chain(task: asyncio.Task[Reply], future: ReplyFuture) -> None:

@@ -121,6 +121,8 @@ class HGDSession:
         self.skipped: list[dict[str, Any]] = []
         self.report: dict[str, Any] | None = None
         self.notes: list[str] = []
+        self.errors: list[str] = []
+        self.unwritten: set[Path] = set()
 
     # collection ---------------------------------------------------------------------------
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> PairFile | None:
@@ -336,7 +338,12 @@ class HGDSession:
             warn_at=self.settings.pressure_warn,
         )
         if self.settings.ledger is not None:
-            append_record(self.settings.ledger, {**record, "pressure": pressure})
+            try:
+                append_record(self.settings.ledger, {**record, "pressure": pressure})
+            except OSError as exc:
+                self.notes.append(
+                    f"ledger: cannot append to {self.settings.ledger}: {exc.strerror or exc}"
+                )
         trend = [runrecord.trend_point(r) for r in [*history, {**record, "pressure": pressure}]]
         return pressure, [point for point in trend if point is not None][-TREND_RUNS:]
 
@@ -379,6 +386,9 @@ class HGDSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.scheduler.cancel_pending()
+        self.scheduler.flush()  # every reply written to the cache, or its error known
+        if self.scheduler.cache_error:
+            self.notes.append(self.scheduler.cache_error)
         if is_worker(self.config) or session.config.option.collectonly:
             return
         if not self.pairs and not self.skipped and not self.rollouts:
@@ -396,14 +406,22 @@ class HGDSession:
                 filename=str(source),
                 lineno=0,
             )
-        if self.settings.report:
-            write_json(self.report, self.settings.report)
-        if self.settings.markdown:
-            write_markdown(self.report, self.settings.markdown)
-        if self.settings.html:
-            write_html(self.report, self.settings.html)
+        written = True
+        for path, write in (
+            (self.settings.report, write_json),
+            (self.settings.markdown, write_markdown),
+            (self.settings.html, write_html),
+        ):
+            if path is not None:
+                try:
+                    write(self.report, path)
+                except OSError as exc:
+                    self.errors.append(f"cannot write {path}: {exc.strerror or exc}")
+                    self.unwritten.add(path)
+                    written = False
         self._hand_over(self.report)
-        if self.report["verdict"] == "fail" and session.exitstatus == pytest.ExitCode.OK:
+        failed = self.report["verdict"] == "fail" or not written
+        if failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _hand_over(self, report: dict[str, Any]) -> None:
@@ -443,6 +461,8 @@ class HGDSession:
             terminalreporter.write_sep("=", "HGD gate")
         for note in self.notes:
             terminalreporter.write_line(f"hgd: {note}", yellow=True)
+        for error in self.errors:
+            terminalreporter.write_line(f"hgd: error: {error}", red=True, bold=True)
         if self.report is None:
             return
         for text, markup in render_terminal(self.report, self._next_command()):
@@ -452,7 +472,7 @@ class HGDSession:
             ("Markdown report", self.settings.markdown),
             ("HTML report", self.settings.html),
         ):
-            if path:
+            if path and path not in self.unwritten:
                 terminalreporter.write_line(f"{kind} written to {path}")
 
     def close(self) -> None:

@@ -1,0 +1,219 @@
+"""Hardening: an agent that misbehaves is an error on its own item; the run and its report
+complete. Runs are subprocesses with a time limit, so a regression shows as a failure, not
+as a hung test suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Gate, conversation
+from openai_server import Fault, OpenAIServer
+
+LIMIT = 60  # seconds a run may take before the test calls it hung
+
+FAULTY_AGENT = """
+import asyncio, pathlib, sys, time
+
+
+class Stringy:
+    def __str__(self):
+        raise RuntimeError("even str() fails")
+
+
+def _answer(message):
+    if message == "none":
+        return None
+    if message == "int":
+        return 42
+    if message == "bytes":
+        return b"good"
+    if message == "object":
+        return Stringy()
+    if message == "surrogate":
+        return "good \\ud800"
+    if message == "raise":
+        raise RuntimeError("the agent broke")
+    if message == "exit":
+        sys.exit("the agent called sys.exit")
+    if message == "keyboard":
+        raise KeyboardInterrupt
+    if message == "recursion":
+        return _answer(message)
+    return "good"
+
+
+def reply(prompt, messages):
+    message = messages[-1]["content"]
+    if message == "hang":
+        release = pathlib.Path(__file__).with_name("release")
+        for _ in range(600):  # a call stuck far past --hgd-timeout
+            if release.exists():
+                break
+            time.sleep(0.05)
+        return "late"
+    return _answer(message)
+
+
+async def areply(prompt, messages):
+    message = messages[-1]["content"]
+    if message == "hang":
+        await asyncio.sleep(600)
+    if message == "cancel":
+        raise asyncio.CancelledError()
+    return _answer(message)
+"""
+
+EXPECTED = {
+    "none": "returned NoneType, not a str",
+    "int": "returned int, not a str",
+    "bytes": "returned bytes, not a str",
+    "object": "returned Stringy, not a str",
+    "surrogate": "a str that is not valid Unicode",
+    "raise": "agent raised RuntimeError: the agent broke (at *hgd_agent.py:*)",
+    "exit": "agent raised SystemExit: the agent called sys.exit (at *hgd_agent.py:*)",
+    "keyboard": "agent raised KeyboardInterrupt (at *hgd_agent.py:*)",
+    "recursion": "agent raised RecursionError: maximum recursion depth exceeded*",
+    "hang": "agent call timed out after 1 s (--hgd-timeout)",
+    "cancel": "agent raised CancelledError (at *hgd_agent.py:*)",
+}
+
+
+def _faulty(hgd: Gate, messages: list[str]) -> None:
+    with (hgd.path / "hgd_agent.py").open("a", encoding="utf-8") as module:
+        module.write(FAULTY_AGENT)
+    (hgd.path / "p.txt").write_text("the prompt", encoding="utf-8")
+    pairs = [{"id": m, "customer": m, "checks": [{"contains": "good"}]} for m in messages]
+    hgd.pairs("c.hgd.yaml", conversation(*pairs))
+
+
+def _run(hgd: Gate, *args: str) -> pytest.RunResult:
+    return hgd.pytester.runpytest_subprocess(
+        "--hgd", "-p", "no:cacheprovider", "--hgd-candidate=p.txt", *args, timeout=LIMIT
+    )
+
+
+def _assert_errors(result: pytest.RunResult, errors: list[str], passed: int) -> None:
+    output = result.stdout.str()
+    result.assert_outcomes(errors=len(errors), passed=passed)
+    for message in errors:
+        result.stdout.fnmatch_lines(
+            [f"*ERROR at setup of * pair {message} *", "*agent error under the candidate prompt: *"]
+        )
+        result.stdout.fnmatch_lines([f"*{EXPECTED[message]}*"])
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_sync_agent_faults_are_item_errors(hgd: Gate) -> None:
+    faults = ["none", "int", "bytes", "object", "surrogate", "raise", "exit", "keyboard"]
+    faults.append("recursion")
+    _faulty(hgd, ["ok-1", *faults, "ok-2"])
+    result = _run(
+        hgd, "--hgd-agent=hgd_agent:reply", "--hgd-concurrency=3", "--hgd-report=report.json"
+    )
+    _assert_errors(result, faults, passed=2)
+    report = hgd.report()
+    assert report["counts"]["error"] == len(faults)
+    errors = {p["id"].split("::")[1]: p["error"] for p in report["pairs"] if p["delta"] == "error"}
+    assert set(errors) == set(faults)
+
+
+def test_async_agent_faults_are_item_errors(hgd: Gate) -> None:
+    faults = ["none", "int", "raise", "exit", "keyboard", "hang", "cancel"]
+    _faulty(hgd, ["ok-1", *faults, "ok-2"])
+    result = _run(
+        hgd, "--hgd-agent=hgd_agent:areply", "--hgd-timeout=1", "--hgd-report=report.json"
+    )
+    _assert_errors(result, faults, passed=2)
+    assert hgd.report()["counts"]["error"] == len(faults)
+
+
+def _wait_for(path: Path, process: subprocess.Popen[str], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() or process.poll() is not None:
+            return path.exists()
+        time.sleep(0.05)
+    return False
+
+
+def _start_hanging_run(hgd: Gate) -> subprocess.Popen[str]:
+    _faulty(hgd, ["ok-1", "hang", "ok-2"])
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--hgd",
+        "-p",
+        "no:cacheprovider",
+        "--hgd-candidate=p.txt",
+        "--hgd-timeout=1",
+        "--hgd-report=report.json",
+    ]
+    return subprocess.Popen(
+        command, cwd=hgd.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def test_a_sync_call_past_the_timeout_is_an_error_and_the_report_is_written(hgd: Gate) -> None:
+    process = _start_hanging_run(hgd)
+    try:
+        assert _wait_for(hgd.path / "report.json", process, LIMIT), "no report was written"
+        report = hgd.report()
+    finally:
+        (hgd.path / "release").touch()  # let the stuck call end, whatever happened
+        output, _ = process.communicate(timeout=LIMIT)
+    assert report["counts"]["error"] == 1
+    assert report["counts"]["new_pass"] == 2
+    (error,) = [p["error"] for p in report["pairs"] if p["delta"] == "error"]
+    assert "timed out after 1 s (--hgd-timeout)" in error
+    assert process.returncode == 1, output
+    assert "Traceback" not in output
+
+
+def test_a_sync_call_stuck_past_the_timeout_does_not_hold_the_process_open(hgd: Gate) -> None:
+    process = _start_hanging_run(hgd)
+    try:
+        assert _wait_for(hgd.path / "report.json", process, LIMIT), "no report was written"
+        process.wait(timeout=3)  # the report is the run's last act: pytest exits now
+    finally:
+        (hgd.path / "release").touch()
+        process.communicate(timeout=LIMIT)
+
+
+def test_http_server_that_drops_the_connection_mid_reply(
+    hgd: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (hgd.path / "p.txt").write_text("prompt", encoding="utf-8")
+    pairs = [
+        {"id": f"p{i}", "customer": f"m{i}", "checks": [{"contains": "Re:"}]} for i in range(4)
+    ]
+    hgd.pairs("c.hgd.yaml", conversation(*pairs))
+    with OpenAIServer() as server:
+        hgd.pytester.makeini(
+            f"[pytest]\nhgd_agent = openai:m\nhgd_base_url = {server.base_url}\n"
+            "hgd_max_retries = 1\n"
+        )
+        # concurrency 1: requests in item order, so the first pair meets both drops
+        server.push(Fault(drop=True), Fault(drop=True))
+        result = _run(hgd, "--hgd-concurrency=1", "--hgd-report=report.json")
+    result.assert_outcomes(errors=1, passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of hgd locked pair p0*",
+            "*agent error under the candidate prompt: openai agent: connection to "
+            "http://127.0.0.1:*/v1/chat/completions failed: RemoteProtocolError: *"
+            "(gave up after 2 attempts)*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    report = hgd.report()
+    assert report["counts"] == {**dict.fromkeys(report["counts"], 0), "new_pass": 3, "error": 1}
+    assert json.loads((hgd.path / "report.json").read_text(encoding="utf-8"))["verdict"] == "fail"
