@@ -19,8 +19,9 @@ from typing import Any
 import yaml
 
 from .cache import write_atomic
-from .pairfile import MAX_BYTES, MAX_NODES
+from .pairfile import MAX_BYTES
 from .suite_stats import ROLES, KeyBuilder, SuiteIndex, Turn
+from .yamlreader import MAX_NODES
 
 try:  # libyaml's emitter when present: same output, several times faster
     from yaml import CSafeDumper as _Dumper

@@ -7,13 +7,18 @@ so an early drift shows up in the turns after it. No pytest here.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import DEFAULT_CHECK, CheckType
-from .model import Check, CheckResult, Conversation, Pair, Turn
+from .errors import AgentError
+from .model import Check, CheckResult, Conversation, Pair, Role, Turn
+from .prompts import Prompt
+from .runner import Scheduler
 
 # (messages) -> the agent's reply, or raises AgentError
 Ask = Callable[[list[dict[str, str]]], Awaitable[str]]
@@ -127,3 +132,58 @@ async def roll_out(
         message=result.message,
         results=tuple(results),
     )
+
+
+RolloutFuture = concurrent.futures.Future[RolloutResult]
+
+
+class RolloutRunner:
+    """Starts each conversation's rollout under every prompt on the scheduler's loop."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        prompts: Sequence[tuple[Role, Prompt]],
+        registry: Mapping[str, CheckType],
+        customer: Customer | None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.prompts = prompts
+        self.registry = registry
+        self.customer = customer
+        self.futures: dict[str, dict[Role, RolloutFuture]] = {}
+
+    def start(self, key: str, conversation: Conversation) -> dict[Role, RolloutFuture]:
+        futures = self.futures.get(key)
+        if futures is None:
+            futures = {
+                role: self.scheduler.run_coroutine(
+                    roll_out(
+                        conversation, self._asker(role, prompt.text), self.registry, self.customer
+                    )
+                )
+                for role, prompt in self.prompts
+            }
+            self.futures[key] = futures
+        return futures
+
+    def _asker(self, role: Role, prompt: str) -> Ask:
+        async def ask(messages: list[dict[str, str]]) -> str:
+            reply = await asyncio.wrap_future(self.scheduler.submit(role, prompt, messages, 0))
+            if reply.error is not None or reply.text is None:
+                raise AgentError(reply.error or "no reply")
+            return reply.text
+
+        return ask
+
+    def results(
+        self, key: str, conversation: Conversation
+    ) -> tuple[RolloutResult | None, RolloutResult]:
+        """Wait for the rollout under each prompt: (baseline or None, candidate)."""
+        results: dict[Role, RolloutResult] = {}
+        for role, future in self.start(key, conversation).items():
+            try:
+                results[role] = future.result()
+            except concurrent.futures.CancelledError:
+                results[role] = RolloutResult(False, (), 0, error="cancelled (the run is stopping)")
+        return results.get(Role.BASELINE), results[Role.CANDIDATE]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import shlex
 import warnings
@@ -18,13 +16,13 @@ from .agents import Agent, AgentSpecError
 from .builtins import Builtins
 from .cache import ReplyCache
 from .checks import CheckType
-from .errors import AgentError, PairFileError
+from .errors import PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
 from .html_report import write_html
 from .items import GateItem, PairFile, PairItem, RolloutItem
 from .judge import Judge
 from .ledger import append_record, read_ledger
-from .model import Conversation, Evaluation, Role
+from .model import Conversation, Evaluation
 from .mutators import Mutator
 from .options import Settings
 from .pairfile import is_pair_file, load_pairs
@@ -32,7 +30,7 @@ from .pressure import ProbeResult, compute_pressure
 from .probe import ProbePlan, run_probe
 from .prompts import Prompt, PromptError, load_prompt
 from .report import build_report, render_terminal, write_json, write_markdown
-from .rollout import Ask, RolloutResult, roll_out
+from .rollout import RolloutResult, RolloutRunner
 from .runner import CallSettings, Scheduler
 from .warning_types import HGDPressureWarning
 from .xdist_support import is_worker, queued_items
@@ -45,7 +43,6 @@ def _load(spec: str, base: Path, option: str) -> Prompt:
         raise pytest.UsageError(f"{option}: {exc}") from None
 
 
-RolloutFuture = concurrent.futures.Future[RolloutResult]
 TREND_RUNS = 50  # ledger runs shown in the report's pressure trend
 
 
@@ -117,7 +114,9 @@ class HGDSession:
         self.runnable_count = 0
         self.pairs: list[dict[str, Any]] = []
         self.rollouts: list[dict[str, Any]] = []
-        self.rollout_futures: dict[str, dict[Role, RolloutFuture]] = {}
+        self.rollouts_runner = RolloutRunner(
+            self.scheduler, self.evaluator.prompts, self.registry, self._simulated_customer
+        )
         self.skipped: list[dict[str, Any]] = []
         self.report: dict[str, Any] | None = None
         self.notes: list[str] = []
@@ -147,32 +146,6 @@ class HGDSession:
         return [i for i in self.all_items if isinstance(i, PairItem) and self._runnable(i)]
 
     # rollouts -------------------------------------------------------------------------------
-    def _rollout_futures(self, item: RolloutItem) -> dict[Role, RolloutFuture]:
-        futures = self.rollout_futures.get(item.nodeid)
-        if futures is None:
-            futures = {
-                role: self.scheduler.run_coroutine(
-                    roll_out(
-                        item.conversation,
-                        self._asker(role, prompt.text),
-                        self.registry,
-                        self._simulated_customer,
-                    )
-                )
-                for role, prompt in self.evaluator.prompts
-            }
-            self.rollout_futures[item.nodeid] = futures
-        return futures
-
-    def _asker(self, role: Role, prompt: str) -> Ask:
-        async def ask(messages: list[dict[str, str]]) -> str:
-            reply = await asyncio.wrap_future(self.scheduler.submit(role, prompt, messages, 0))
-            if reply.error is not None or reply.text is None:
-                raise AgentError(reply.error or "no reply")
-            return reply.text
-
-        return ask
-
     def _simulated_customer(
         self, conversation: Conversation, transcript: list[dict[str, str]], recorded: str
     ) -> str | None:
@@ -185,20 +158,14 @@ class HGDSession:
         return turn
 
     def roll_out(self, item: RolloutItem) -> tuple[RolloutResult | None, RolloutResult]:
-        results: dict[Role, RolloutResult] = {}
-        for role, future in self._rollout_futures(item).items():
-            try:
-                results[role] = future.result()
-            except concurrent.futures.CancelledError:
-                results[role] = RolloutResult(False, (), 0, error="cancelled (the run is stopping)")
-        return results.get(Role.BASELINE), results[Role.CANDIDATE]
+        return self.rollouts_runner.results(item.nodeid, item.conversation)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         if not is_worker(self.config) and not session.config.option.collectonly:
             for rollout_item in self.all_items:
                 if isinstance(rollout_item, RolloutItem):
-                    self._rollout_futures(rollout_item)
+                    self.rollouts_runner.start(rollout_item.nodeid, rollout_item.conversation)
         runnable = self._runnable_items()
         self.sampled = any(self.evaluator.samples(i.pair) > 1 for i in runnable)
         self.runnable_count = len(runnable)

@@ -21,7 +21,8 @@ from .cache import write_atomic
 from .checks import BUILTIN_CHECKS, CheckType
 from .errors import PairFileError
 from .model import Pair
-from .pairfile import MAX_BYTES, MAX_NODES, conversation_name, is_pair_file, load_pairs
+from .pairfile import MAX_BYTES, conversation_name, is_pair_file, load_pairs
+from .yamlreader import MAX_NODES
 
 try:  # the C parser when libyaml is present
     from yaml import CSafeLoader as _Loader

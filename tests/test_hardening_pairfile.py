@@ -419,7 +419,7 @@ def test_deep_nesting_with_the_pure_python_parser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int
 ) -> None:
     """Without libyaml, PyYAML's composer recurses in Python: a RecursionError, caught."""
-    monkeypatch.setattr("pytest_hgd.pairfile._Loader", yaml.SafeLoader)
+    monkeypatch.setattr("pytest_hgd.yamlreader._Loader", yaml.SafeLoader)
     path = tmp_path / "gen.hgd.yaml"
     path.write_bytes(b"[" * depth + b"]" * depth)
     started = time.perf_counter()
