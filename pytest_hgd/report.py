@@ -207,7 +207,15 @@ def _failure_text(pair: Mapping[str, Any]) -> str:
         return f"error: {pair['error']}"
     result = pair.get("candidate") or {}
     reply = result.get("reply") or ""
-    return f"{result.get('failed_check')}: {result.get('message')} — reply: {reply!r}"
+    text = f"{result.get('failed_check')}: {result.get('message')} — reply: {reply!r}"
+    if result.get("runs", 1) > 1:  # the sampled gate: the counts and the test behind the call
+        baseline = pair.get("baseline")
+        counts = f"{baseline['passes']}/{baseline['runs']} → " if baseline else ""
+        counts += f"{result['passes']}/{result['runs']} passed"
+        if pair.get("p_value") is not None:
+            counts += f", p = {pair['p_value']:.3g}"
+        text = f"({counts}) {text}"
+    return text
 
 
 def pressure_text(pressure: Mapping[str, Any]) -> str:

@@ -24,9 +24,14 @@ def test_significant_drop_regresses_and_noise_does_not(hgd: Gate) -> None:
         {"drop": "good", "noise": "CYCLE:good,good,good,good,bad", "flat": "good"},
         {"drop": "bad", "noise": "CYCLE:good,good,good,bad,bad", "flat": "good"},
     )
-    result = hgd.run(*args, "--hgd-samples=5")
+    result = hgd.run(*args, "--hgd-samples=5", "--hgd-markdown=summary.md")
     result.assert_outcomes(passed=2, failed=1)
-    assert len(hgd.calls()) == 30  # 3 pairs x 2 prompts x 5 samples
+    assert len(hgd.calls()) == 30
+    markdown = (hgd.path / "summary.md").read_text(encoding="utf-8")
+    assert "(5/5 → 0/5 passed, p = 0.00397)" in markdown
+    assert (
+        "- suite sign test: 0 improved, 2 worsened" in markdown
+    )  # 3 pairs x 2 prompts x 5 samples
     report = hgd.report()
     pairs = {p["id"].split("::")[1]: p for p in report["pairs"]}
     assert pairs["drop"]["delta"] == "regressed"
@@ -45,6 +50,7 @@ def test_significant_drop_regresses_and_noise_does_not(hgd: Gate) -> None:
             "*regressed: locked pair c.hgd.yaml::drop*",
             "*candidate: passed 0/5; failed check `contains`*",
             "*one-sided exact test: p = 0.00397*",
+            "*(5/5 → 0/5 passed, p = 0.00397) contains: missing 'good'*",
             "samples: up to 5 per pair and prompt, alpha 0.05",
             "suite sign test: 0 improved, 2 worsened, 1 unchanged; p = 0.25 (candidate worse)",
             "flaky pairs (baseline pass rate strictly between 0 and 1): 1",
