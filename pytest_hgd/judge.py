@@ -113,7 +113,7 @@ class Judge:
                 self.cache.put(key, answer)
         else:
             passed, reason = parse_verdict(answer)
-        return passed, f"judge: {reason} (criterion: {criterion!r})"
+        return passed, f"{reason} (criterion: {criterion!r})"
 
     def validate(self, arg: Any) -> str | None:
         if not self.configured:

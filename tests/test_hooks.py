@@ -161,7 +161,7 @@ def test_judge_check(hgd: Gate, monkeypatch: pytest.MonkeyPatch) -> None:
     result.assert_outcomes(passed=1, failed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*judge: judge: no follow-up call is offered (criterion: 'The reply offers a follow-up call from a sales rep.')*",
+            "*judge: no follow-up call is offered (criterion: 'The reply offers a follow-up call from a sales rep.')*",
             "*judge answered something that is not a verdict: 'I think it is fine, probably.'*",
         ]
     )
