@@ -262,3 +262,16 @@ def test_without_hgd_the_gate_modules_are_not_even_imported(pytester: pytest.Pyt
     line = next(x for x in result.stdout.lines if "HGD-MODULES" in x)
     assert "pytest_hgd.session" not in line and "pytest_hgd.checks" not in line, line
     assert "pytest_hgd.plugin" in line
+
+
+def test_still_failing_pairs_build_no_traceback(hgd: Gate) -> None:
+    """pytest renders an xfail before it becomes an outcome; a traceback there parsed source
+    for every still-failing pair (about 0.2 s each): the plugin hands it the reason instead."""
+    hgd.prompt("p.txt", {"*": "bad"})
+    hgd.pairs("c.hgd.yaml", conversation(pair("a", checks=CHECK), pair("b", checks=CHECK)))
+    reprec = hgd.pytester.inline_run(
+        "--hgd", "-p", "no:cacheprovider", "--hgd-baseline=p.txt", "--hgd-candidate=p.txt"
+    )
+    calls = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
+    assert len(calls) == 2 and all(hasattr(r, "wasxfail") for r in calls)
+    assert all(isinstance(r.longrepr, str) for r in calls), [type(r.longrepr) for r in calls]
