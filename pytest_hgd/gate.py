@@ -8,7 +8,7 @@ from typing import Any
 
 from .model import ALL_DELTAS, Delta
 
-FAILING_DELTAS = frozenset({Delta.REGRESSED, Delta.NEW_FAIL, Delta.ERROR})
+FAILING_DELTAS = (Delta.REGRESSED, Delta.ERROR, Delta.NEW_FAIL)  # in the order reasons name them
 
 
 def one_shot_delta(baseline_passed: bool | None, candidate_passed: bool) -> Delta:
@@ -30,11 +30,16 @@ def count_deltas(deltas: Iterable[str]) -> dict[str, int]:
     return {name: counts.get(name, 0) for name in ALL_DELTAS}
 
 
+def verdict_reasons(counts: Mapping[str, int], strict: bool, what: str = "") -> list[str]:
+    """Why these counts fail the gate (``what`` names the items, e.g. ``"rollout "``)."""
+    reasons = [f"{counts[d.value]} {what}{d.value}" for d in FAILING_DELTAS if counts.get(d.value)]
+    if strict and counts.get(Delta.STILL_FAILING.value):
+        reasons.append(f"{counts[Delta.STILL_FAILING.value]} {what}still_failing (--hgd-strict)")
+    return reasons
+
+
 def verdict(counts: Mapping[str, int], strict: bool) -> str:
-    failing = any(counts.get(d.value, 0) for d in FAILING_DELTAS)
-    if strict and counts.get(Delta.STILL_FAILING.value, 0):
-        failing = True
-    return "fail" if failing else "pass"
+    return "fail" if verdict_reasons(counts, strict) else "pass"
 
 
 def tag_pass_rates(pairs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

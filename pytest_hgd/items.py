@@ -11,10 +11,10 @@ from . import gate
 from .checks import excerpt
 from .errors import PairFileError
 from .keys import SESSION_KEY
-from .model import Conversation, Delta, Evaluation, Kind, Pair
+from .model import Conversation, Delta, Evaluation, Pair
 from .pairfile import load_conversation
 from .rollout import RolloutResult
-from .stats import wilson_interval
+from .stats import PassCounts, flaky, wilson_interval
 
 if TYPE_CHECKING:
     from .session import HGDSession
@@ -163,7 +163,7 @@ class PairItem(GateItem):
             self.hgd_payload["p_value"] = decision.sampled.p_regress
             self.hgd_payload["p_fix"] = decision.sampled.p_fix
         if baseline is not None and baseline.runs > 1:
-            self.hgd_payload["flaky"] = 0 < baseline.passes < baseline.runs
+            self.hgd_payload["flaky"] = flaky(PassCounts(baseline.passes, baseline.runs))
         strict = self.session_state.settings.strict
         if delta == Delta.STILL_FAILING and not strict:
             failure = candidate.first_failure()
@@ -181,8 +181,7 @@ class PairItem(GateItem):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         line = self.pair.line - 1 if self.pair.line else None
-        kind = "locked" if self.pair.kind == Kind.LOCKED else "corrected"
-        return self.path, line, f"hgd {kind} pair {self.name}"
+        return self.path, line, f"hgd {self.pair.kind.value} pair {self.name}"
 
 
 class RolloutItem(GateItem):

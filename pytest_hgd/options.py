@@ -10,6 +10,7 @@ from typing import TypeVar
 import pytest
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONCURRENCY = 16
@@ -228,42 +229,24 @@ class _Resolver:
         return (base / value).resolve()
 
 
-def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
-    def parse(text: str) -> T:
+def _within(kind: Callable[[str], N], accepts: Callable[[N], bool]) -> Callable[[str], N]:
+    """A parser of ``kind`` that refuses (ValueError) what ``accepts`` rejects."""
+
+    def parse(text: str) -> N:
         value = kind(text)
-        if not value > 0:  # type: ignore[operator]
+        if not accepts(value):
             raise ValueError(text)
         return value
 
     return parse
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise ValueError(text)
-    return value
-
-
-def _samples(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 1000:
-        raise ValueError(text)
-    return value
-
-
-def _unit(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise ValueError(text)
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
+_fraction = _within(float, lambda v: 0 < v < 1)
+_samples = _within(int, lambda v: 1 <= v <= 1000)
+_unit = _within(float, lambda v: 0 <= v <= 1)
+_non_negative = _within(int, lambda v: v >= 0)
+_positive_int = _within(int, lambda v: v > 0)
+_positive_float = _within(float, lambda v: v > 0)
 
 
 def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
@@ -298,7 +281,7 @@ def resolve(config: pytest.Config) -> Settings:
     key_env = (api_key_env if api_key_env is not None else "OPENAI_API_KEY") or None
     judge_key_env = r.raw("", "hgd_judge_api_key_env")[0]
     timeout = r.parsed(
-        "--hgd-timeout", "hgd_timeout", _positive(float), DEFAULT_TIMEOUT, "a number of seconds > 0"
+        "--hgd-timeout", "hgd_timeout", _positive_float, DEFAULT_TIMEOUT, "a number of seconds > 0"
     )
     return Settings(
         agent=agent,
@@ -311,7 +294,7 @@ def resolve(config: pytest.Config) -> Settings:
         concurrency=r.parsed(
             "--hgd-concurrency",
             "hgd_concurrency",
-            _positive(int),
+            _positive_int,
             DEFAULT_CONCURRENCY,
             "a whole number > 0",
         ),
@@ -344,13 +327,13 @@ def resolve(config: pytest.Config) -> Settings:
             "--hgd-max-pressure", "hgd_max_pressure", _unit, None, "a number in [0, 1]"
         ),
         pressure_window=r.parsed(
-            "", "hgd_pressure_window", _positive(int), 20, "a whole number > 0"
+            "", "hgd_pressure_window", _positive_int, 20, "a whole number > 0"
         ),
         http=HTTPOptions(
             base_url=base_url,
             api_key_env=key_env,
             temperature=r.parsed("", "hgd_temperature", float, None, "a number"),
-            max_tokens=r.parsed("", "hgd_max_tokens", _positive(int), None, "a whole number > 0"),
+            max_tokens=r.parsed("", "hgd_max_tokens", _positive_int, None, "a whole number > 0"),
             headers=_headers(list(config.getini("hgd_headers"))),
             max_retries=r.parsed("", "hgd_max_retries", int, 4, "a whole number"),
         ),

@@ -23,10 +23,6 @@ class Prompt:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
-    @property
-    def short_hash(self) -> str:
-        return self.sha256[:12]
-
 
 def load_prompt(spec: str, base: Path) -> Prompt:
     """Read ``PATH`` (relative to ``base``) or ``git:REV:PATH`` (run in ``base``)."""

@@ -41,22 +41,15 @@ def build_report(
 ) -> dict[str, Any]:
     pairs = sorted(pairs, key=lambda p: str(p["id"]))
     counts = gate.count_deltas(p["delta"] for p in pairs)
-    verdict = gate.verdict(counts, strict)
-    reasons = [f"{counts[d]} {d}" for d in ("regressed", "error", "new_fail") if counts[d]]
-    if strict and counts["still_failing"]:
-        reasons.append(f"{counts['still_failing']} still_failing (--hgd-strict)")
     rollout_counts = gate.count_deltas(r["delta"] for r in rollouts)
-    reasons += [
-        f"{rollout_counts[d]} rollout {d}"
-        for d in ("regressed", "error", "new_fail")
-        if rollout_counts[d]
+    reasons = [
+        *gate.verdict_reasons(counts, strict),
+        *gate.verdict_reasons(rollout_counts, strict, "rollout "),
+        *extra_reasons,
     ]
-    if strict and rollout_counts["still_failing"]:
-        reasons.append(f"{rollout_counts['still_failing']} rollout still_failing (--hgd-strict)")
-    reasons.extend(extra_reasons)
     return {
         "schema_version": SCHEMA_VERSION,
-        "verdict": "fail" if reasons else verdict,
+        "verdict": "fail" if reasons else "pass",
         "verdict_reasons": reasons,
         "strict": strict,
         "counts": counts,

@@ -8,7 +8,6 @@ import contextlib
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -58,8 +57,6 @@ class Scheduler:
         self.agent = agent
         self.cache = cache
         self.settings = settings
-        self.calls: Counter[str] = Counter()
-        self.cache_hits: Counter[str] = Counter()
         self.cache_error: str | None = None  # the first failed cache write, if any
         self._futures: dict[str, ReplyFuture] = {}
         self._pending: list[tuple[ReplyFuture, str, Role, str, Messages]] = []
@@ -114,7 +111,6 @@ class Scheduler:
             cached = self.cache.get(key) if self.cache and self.settings.read_cache else None
             future = concurrent.futures.Future()
             if cached is not None:
-                self.cache_hits[role.value] += 1
                 future.set_result(Reply(cached, cached=True))
             else:
                 self._pending.append((future, key, role, prompt, messages))
@@ -137,7 +133,6 @@ class Scheduler:
     ) -> Reply:
         assert self._semaphore is not None  # set before the loop runs anything
         async with self._semaphore:
-            self.calls[role.value] += 1
             started = time.perf_counter()
             try:
                 text = await asyncio.wait_for(

@@ -202,14 +202,7 @@ class HGDSession:
         return self.evaluator.evaluate(item.nodeid, item.pair)
 
     def _progress(self, done: int, total: int) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
-            return
-        text = f"hgd: sampling: {done}/{total} replies in"
-        if done == total or not reporter.isatty:
-            reporter.write_line(text)
-        else:
-            reporter.rewrite(text)
+        self._say(f"hgd: sampling: {done}/{total} replies in", transient=done < total)
 
     def decide(
         self, item: PairItem, baseline: Evaluation | None, candidate: Evaluation
@@ -282,9 +275,14 @@ class HGDSession:
             progress=lambda done, total: self._say(f"hgd: probe: {done}/{total} mutants judged"),
         )
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, transient: bool = False) -> None:
+        """A line on the terminal; a transient one is overwritten by the next on a tty."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
+        if reporter is None:
+            return
+        if transient and reporter.isatty:
+            reporter.rewrite(text)
+        else:
             reporter.write_line(text)
 
     def _pressure_and_ledger(

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 
 def is_worker(config: pytest.Config) -> bool:
     """True in an xdist worker process (results are written by the controller only)."""
     return hasattr(config, "workerinput")
-
-
-def worker_count(config: pytest.Config) -> int:
-    """How many workers share the run (1 when not under xdist)."""
-    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    return int(workerinput.get("workercount", 1))
 
 
 def queued_items(config: pytest.Config, window: int) -> list[int]:
