@@ -14,6 +14,7 @@ import pytest
 from .agents import Agent, AgentSpecError, is_http_spec, load_python_agent
 from .checks import BUILTIN_CHECKS, CheckType
 from .http_agent import HTTPAgent, HTTPAgentSettings
+from .http_process import ProcessHTTPAgent
 from .judge import Judge
 from .mutators import BUILTIN_MUTATORS, Mutator
 from .options import Settings
@@ -25,21 +26,22 @@ def make_agent(settings: Settings, rootdir: Path) -> Agent:
         return load_python_agent(settings.agent, rootdir, settings.concurrency)
     http = settings.http
     try:
-        return HTTPAgent(
-            HTTPAgentSettings(
-                model=settings.agent.partition(":")[2],
-                base_url=http.base_url,
-                api_key_env=http.api_key_env,
-                temperature=http.temperature,
-                max_tokens=http.max_tokens,
-                headers=http.headers,
-                timeout=settings.timeout,
-                max_retries=http.max_retries,
-                max_connections=settings.concurrency,
-            )
+        http_settings = HTTPAgentSettings(
+            model=settings.agent.partition(":")[2],
+            base_url=http.base_url,
+            api_key_env=http.api_key_env,
+            temperature=http.temperature,
+            max_tokens=http.max_tokens,
+            headers=http.headers,
+            timeout=settings.timeout,
+            max_retries=http.max_retries,
+            max_connections=settings.concurrency,
         )
     except ValueError as exc:
         raise AgentSpecError(str(exc)) from None
+    if http.workers:
+        return ProcessHTTPAgent(http_settings, http.workers)
+    return HTTPAgent(http_settings)
 
 
 class Builtins:

@@ -1,17 +1,26 @@
-"""The reply cache: one JSON file per agent call, keyed by everything that changes a reply."""
+"""The reply cache: one SQLite database of replies, keyed by everything that changes a reply."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import threading
-from collections.abc import Mapping
+import urllib.request
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
-CACHE_VERSION = 1
+CACHE_VERSION = 1  # part of every key: bump it when what a key stands for changes
+SCHEMA_VERSION = 1  # the database's ``PRAGMA user_version``: bump it when the table changes
+DATABASE = "replies.sqlite3"
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another run (or xdist worker) to commit
+_SUFFIXES = ("", "-wal", "-shm", "-journal")  # the database and SQLite's files beside it
+# A rowid table, not WITHOUT ROWID: with replies of a few hundred bytes or more it writes
+# about twice as fast and reads as fast or faster (measured with 120 B to 100 kB replies).
+_SCHEMA = "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)"
 
 
 def reply_key(
@@ -58,42 +67,202 @@ def _replace(path: Path, data: bytes) -> None:
         raise
 
 
+class CacheError(Exception):
+    """The cache database cannot be written; the message names the file and what to do."""
+
+
 class ReplyCache:
-    """Replies on disk under ``directory/replies/<2 hex>/<key>.json``."""
+    """Replies in one SQLite database, ``directory/replies.sqlite3``.
 
-    def __init__(self, directory: Path) -> None:
+    WAL mode with ``synchronous=NORMAL``: a commit is an append to the write-ahead log, a
+    process killed at any point loses at most the transaction it was writing, and readers
+    never wait for a writer. Runs and xdist workers sharing the directory share the database
+    (a writer waits up to ``timeout`` seconds for another's commit). Reads and writes each
+    have their own connection, opened on first use and guarded by its own lock, so any
+    thread may call any method; a lookup never creates the file.
+    """
+
+    def __init__(self, directory: Path, timeout: float = BUSY_TIMEOUT) -> None:
         self.directory = directory
-        self._made: set[str] = set()  # shard directories known to exist
+        self.path = directory / DATABASE
+        self.timeout = timeout
+        self.error: str | None = None  # the first write that failed, for whoever reports it
+        self._reader: sqlite3.Connection | None = None
+        self._reader_failed = False  # not a database we can read: every lookup misses
+        self._writer: sqlite3.Connection | None = None
+        self._writer_inode = 0  # to notice the file deleted or replaced under the writer
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
-    def _path(self, key: str) -> Path:
-        return self.directory / "replies" / key[:2] / f"{key}.json"
-
+    # reading ------------------------------------------------------------------------------
     def get(self, key: str) -> str | None:
-        try:  # plain strings: most lookups of a fresh run miss, and pathlib costs more than that
-            with open(f"{self.directory}/replies/{key[:2]}/{key}.json", "rb") as handle:
-                entry: Any = json.loads(handle.read().decode("utf-8"))
-        except (OSError, ValueError):
-            return None
-        reply = entry.get("reply") if isinstance(entry, dict) else None
-        return reply if isinstance(reply, str) else None
-
-    def put(self, key: str, reply: str) -> None:
-        path = self._path(key)
-        data = json.dumps({"reply": reply}, ensure_ascii=False).encode("utf-8")
-        if key[:2] in self._made:
+        """The cached reply, or None: a miss, and so is a database that cannot be read."""
+        with self._read_lock:
             try:
-                _replace(path, data)
-                return
-            except FileNotFoundError:  # the directory was deleted meanwhile
-                pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._made.add(key[:2])
-        _replace(path, data)
+                reader = self._reader or self._open_reader()
+                if reader is None:
+                    return None
+                rows = reader.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchall()
+            except sqlite3.Error:
+                return None
+        return rows[0][0] if rows and isinstance(rows[0][0], str) else None
 
+    def _open_reader(self) -> sqlite3.Connection | None:
+        if self._reader_failed or not os.path.exists(self.path):
+            return None
+        try:
+            reader = _connect(self.path, self.timeout, create=False)
+        except sqlite3.Error:
+            self._reader_failed = True
+            return None
+        try:
+            reader.execute("PRAGMA query_only = ON")
+            version = _user_version(reader)
+        except sqlite3.Error:
+            version = -1
+        if version != SCHEMA_VERSION:
+            reader.close()
+            # 0: another run is creating it right now; anything else is not ours to read
+            self._reader_failed = version != 0
+            return None
+        self._reader = reader
+        return reader
+
+    # writing ------------------------------------------------------------------------------
+    def put(self, key: str, reply: str) -> None:
+        self.put_many([(key, reply)])
+
+    def put_many(self, entries: Iterable[tuple[str, str]]) -> None:
+        """Store ``(key, reply)`` pairs in one transaction: all of them or, on CacheError,
+        none."""
+        rows = list(entries)
+        if not rows:
+            return
+        with self._write_lock:
+            try:
+                writer = self._current_writer()
+                writer.execute("BEGIN IMMEDIATE")
+                try:
+                    writer.executemany(
+                        "INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", rows
+                    )
+                    writer.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        writer.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError, ValueError, CacheError) as exc:
+                self._close_writer()  # the next batch opens the file afresh
+                error = exc if isinstance(exc, CacheError) else CacheError(self._explain(exc))
+                self.error = self.error or str(error)
+                raise error from None
+
+    def _current_writer(self) -> sqlite3.Connection:
+        """The write connection, opened again when the file was deleted (``--hgd-clear-cache``
+        in another run, or by hand) or replaced since it was opened."""
+        if self._writer is not None:
+            try:
+                inode = os.stat(self.path).st_ino
+            except OSError:
+                inode = 0
+            if inode == self._writer_inode:
+                return self._writer
+            self._close_writer()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        writer = _connect(self.path, self.timeout, create=True)
+        try:
+            writer.execute("PRAGMA journal_mode = WAL")
+            writer.execute("PRAGMA synchronous = NORMAL")
+            writer.execute("BEGIN IMMEDIATE")  # one run creates the table, the others wait
+            version = _user_version(writer)
+            if version == 0:
+                writer.execute(_SCHEMA)
+                writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            writer.execute("COMMIT")
+            if version not in (0, SCHEMA_VERSION):
+                raise CacheError(
+                    f"{self.path} holds replies in format {version}, this pytest-hgd writes "
+                    f"format {SCHEMA_VERSION}: delete it, or run once with --hgd-clear-cache"
+                )
+            self._writer_inode = os.stat(self.path).st_ino
+        except BaseException:
+            writer.close()
+            raise
+        self._writer = writer
+        return writer
+
+    def _explain(self, exc: BaseException) -> str:
+        """What went wrong with the file, and what to do about it."""
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            return (
+                f"{self.path} is not a reply cache ({exc}): delete it, "
+                "or run once with --hgd-clear-cache"
+            )
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return (
+                f"{self.path} stayed locked by another run for {self.timeout:g} s ({exc}): "
+                "these replies are called again next run"
+            )
+        if isinstance(exc, ValueError):  # a reply SQLite cannot store: not a file problem
+            return f"{self.path}: {exc}"
+        return (
+            f"{self.path}: {exc}: make {self.directory} a writable directory, "
+            "or choose another with --hgd-cache-dir"
+        )
+
+    # housekeeping -------------------------------------------------------------------------
     def clear(self) -> int:
-        """Delete every cached reply; returns how many there were."""
-        replies = self.directory / "replies"
-        count = sum(1 for _ in replies.rglob("*.json")) if replies.is_dir() else 0
-        shutil.rmtree(replies, ignore_errors=True)
-        self._made.clear()
-        return count
+        """Delete every cached reply, even from a damaged file; returns how many there were
+        (replies in a file that cannot be read are not counted)."""
+        self.close()
+        count = 0
+        if os.path.exists(self.path):
+            with contextlib.suppress(sqlite3.Error):
+                counter = _connect(self.path, self.timeout, create=False)
+                try:
+                    counter.execute("PRAGMA query_only = ON")
+                    count = counter.execute("SELECT count(*) FROM replies").fetchone()[0]
+                finally:
+                    counter.close()
+        for suffix in _SUFFIXES:
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.path}{suffix}")
+        old = self.directory / "replies"  # the old layout: one JSON file per reply
+        if old.is_dir():
+            count += sum(1 for _ in old.rglob("*.json"))
+            shutil.rmtree(old, ignore_errors=True)
+        return int(count)
+
+    def close(self) -> None:
+        """Close both connections (the last one out merges the write-ahead log into the
+        database); the next call opens them again."""
+        with self._read_lock:
+            if self._reader is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._reader.close()
+            self._reader = None
+            self._reader_failed = False
+        with self._write_lock:
+            self._close_writer()
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.close()
+        self._writer = None
+        self._writer_inode = 0
+
+
+def _connect(path: Path, timeout: float, *, create: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), usable from any thread
+    (the cache serialises its use)."""
+    mode = "rwc" if create else "rw"
+    uri = f"file:{urllib.request.pathname2url(os.path.abspath(path))}?mode={mode}"
+    return sqlite3.connect(
+        uri, timeout=timeout, isolation_level=None, check_same_thread=False, uri=True
+    )
+
+
+def _user_version(connection: sqlite3.Connection) -> int:
+    row = connection.execute("PRAGMA user_version").fetchone()
+    return int(row[0]) if row else 0

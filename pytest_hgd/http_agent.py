@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _EXCERPT = 300
 _MASK = "***"
-_SHARD = 4  # connections per httpx client, see _ClientPool
+_SHARD = 2  # connections per httpx client, see _ClientPool
 
 
 @dataclass(frozen=True, repr=False)
@@ -180,9 +180,9 @@ class HTTPAgent:
             problem, wait = outcome
             attempt += 1
             if attempt > s.max_retries:
-                raise self._error(f"{problem} (gave up after {attempt} attempts)")
+                raise self.error(f"{problem} (gave up after {attempt} attempts)")
             if time.monotonic() + wait > deadline:
-                raise self._error(
+                raise self.error(
                     f"{problem} (gave up after {attempt} attempts: the next retry, "
                     f"in {wait:.1f} s, would pass the {s.timeout:g} s timeout)"
                 )
@@ -205,7 +205,7 @@ class HTTPAgent:
         status = response.status_code
         problem = f"HTTP {status} from {self._url}: {self._error_text(response)}"
         if status not in _RETRY_STATUSES and status < 500:
-            raise self._error(problem)
+            raise self.error(problem)
         retry_after = _retry_after(response.headers)
         if retry_after is None:
             return problem, self._backoff(attempt)
@@ -219,7 +219,7 @@ class HTTPAgent:
         try:
             data = response.json()
         except ValueError:
-            raise self._error(
+            raise self.error(
                 f"malformed JSON from {self._url} (HTTP {response.status_code}): "
                 f"{self._excerpt(response.text)!r}"
             ) from None
@@ -228,7 +228,7 @@ class HTTPAgent:
         except (KeyError, IndexError, TypeError):
             content = None
         if not isinstance(content, str):
-            raise self._error(
+            raise self.error(
                 f"reply from {self._url} has no text at choices[0].message.content: "
                 f"{self._excerpt(json.dumps(data))!r}"
             )
@@ -236,9 +236,10 @@ class HTTPAgent:
 
     def _timed_out(self) -> AgentError:
         s = self._settings
-        return self._error(f"{s.model} at {self._url} timed out after {s.timeout:g} s")
+        return self.error(f"{s.model} at {self._url} timed out after {s.timeout:g} s")
 
-    def _error(self, problem: str) -> AgentError:
+    def error(self, problem: str) -> AgentError:
+        """An AgentError for ``problem``, named as this agent's and with every secret masked."""
         return AgentError(f"openai agent: {self._scrub(problem)}")
 
     def _scrub(self, text: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from .cache import ReplyCache, reply_key
+from .cache import CacheError, ReplyCache, reply_key
 from .checks import CheckType, excerpt
 from .errors import AgentError
 from .http_agent import HTTPAgent, HTTPAgentSettings
@@ -110,7 +112,10 @@ class Judge:
             answer = await agent.reply(RUBRIC, messages)
             passed, reason = parse_verdict(answer)  # a nonsense answer is never cached
             if self.cache:
-                self.cache.put(key, answer)
+                # off the loop: a write may wait for another run's commit. A verdict not
+                # cached is asked again next run; the cache keeps the error for the note.
+                with contextlib.suppress(CacheError):
+                    await asyncio.to_thread(self.cache.put, key, answer)
         else:
             passed, reason = parse_verdict(answer)
         return passed, f"{reason} (criterion: {criterion!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ N = TypeVar("N", int, float)
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONCURRENCY = 16
+# The worker's pipes need asyncio's POSIX pipe transports; elsewhere calls stay in-process.
+DEFAULT_HTTP_WORKERS = 1 if os.name == "posix" else 0
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class HTTPOptions:
     max_tokens: int | None
     headers: tuple[tuple[str, str], ...]
     max_retries: int
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,11 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         "--hgd-base-url",
         "hgd_base_url",
         "OpenAI-compatible base URL (default https://api.openai.com/v1)",
+    ),
+    (
+        "--hgd-http-workers",
+        "hgd_http_workers",
+        "processes making the HTTP agent's calls (default 1; 0: the pytest process)",
     ),
 )
 
@@ -336,5 +345,12 @@ def resolve(config: pytest.Config) -> Settings:
             max_tokens=r.parsed("", "hgd_max_tokens", _positive_int, None, "a whole number > 0"),
             headers=_headers(list(config.getini("hgd_headers"))),
             max_retries=r.parsed("", "hgd_max_retries", int, 4, "a whole number"),
+            workers=r.parsed(
+                "--hgd-http-workers",
+                "hgd_http_workers",
+                _non_negative,
+                DEFAULT_HTTP_WORKERS,
+                "a whole number >= 0",
+            ),
         ),
     )

@@ -66,6 +66,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._writes: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._writes_lock = threading.Lock()  # a writer thread and its queue change together
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -160,27 +161,50 @@ class Scheduler:
             return Reply(text, seconds=time.perf_counter() - started)
 
     def _store(self, key: str, text: str) -> None:
-        if self._writer is None:
-            self._writer = threading.Thread(
-                target=self._write_replies, name="hgd-cache-writer", daemon=True
-            )
-            self._writer.start()
-        self._writes.put((key, text))
+        with self._writes_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_replies,
+                    args=(self._writes,),
+                    name="hgd-cache-writer",
+                    daemon=True,
+                )
+                self._writer.start()
+            self._writes.put((key, text))
 
-    def _write_replies(self) -> None:
+    def _write_replies(self, writes: queue.SimpleQueue[tuple[str, str] | None]) -> None:
+        """The writer thread: each time it wakes, every reply queued so far goes to the cache
+        in one transaction (a handful per run); it ends at the ``None`` that ``flush`` queues."""
         assert self.cache is not None  # only started when there is a cache
-        while (entry := self._writes.get()) is not None:
-            try:
-                self.cache.put(*entry)
-            except Exception as exc:  # a reply not cached is called again next run
-                self.cache_error = self.cache_error or f"cannot write the reply cache: {exc}"
+        while True:
+            batch: list[tuple[str, str]] = []
+            entry = writes.get()
+            with contextlib.suppress(queue.Empty):  # Empty: all queued so far is in the batch
+                while entry is not None:
+                    batch.append(entry)
+                    entry = writes.get_nowait()
+            if batch:
+                try:
+                    self.cache.put_many(batch)
+                except Exception as exc:  # a reply not cached is called again next run
+                    self.cache_error = self.cache_error or f"cannot write the reply cache: {exc}"
+            if entry is None:
+                return
 
     def flush(self) -> None:
-        """Wait until every reply so far is written to the cache."""
-        writer, self._writer = self._writer, None
+        """Wait until every reply so far is written to the cache, note a write that failed
+        (the judge's too), and close the cache's files (the next use opens them again)."""
+        with self._writes_lock:  # a reply stored meanwhile goes to a new writer and queue
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._writes.put(None)
+                self._writes = queue.SimpleQueue()
         if writer is not None:
-            self._writes.put(None)
             writer.join()
+        if self.cache is not None:
+            if self.cache.error and not self.cache_error:
+                self.cache_error = f"cannot write the reply cache: {self.cache.error}"
+            self.cache.close()
 
     def run_coroutine(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run a coroutine on the scheduler's loop (an asynchronous check, say)."""

@@ -3,7 +3,8 @@ xdist gives the serial run's report."""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import Gate, conversation
 
+from pytest_hgd.cache import DATABASE
 from pytest_hgd.ledger import read_ledger
 
 CHECK = [{"contains": "good"}]
@@ -55,11 +57,12 @@ def test_two_runs_at_once_share_one_ledger_and_one_cache(hgd: Gate) -> None:
     assert {r["candidate_hash"] for r in ledger.records} == {
         hgd.report(name)["prompts"]["candidate"]["sha256"] for name in ("one.json", "two.json")
     }
-    replies = list((shared / "cache").rglob("*.json"))
+    with contextlib.closing(sqlite3.connect(shared / "cache" / DATABASE)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        replies = db.execute("SELECT reply FROM replies").fetchall()
     assert len(replies) == 3 * 40  # the baseline's, written by both runs at once, and each
-    for path in replies:
-        assert isinstance(json.loads(path.read_text(encoding="utf-8"))["reply"], str)
-    assert list((shared / "cache").rglob("*.tmp")) == []
+    assert {reply for (reply,) in replies} == {"slept", "good one", "good two", "bad"}
+    assert sorted(p.name for p in (shared / "cache").iterdir()) == [DATABASE]  # all merged
 
 
 APPENDER = textwrap.dedent(

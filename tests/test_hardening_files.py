@@ -24,7 +24,9 @@ def test_an_unwritable_cache_never_fails_the_run(hgd: Gate) -> None:
 def test_an_unwritable_cache_is_reported(hgd: Gate) -> None:
     _suite(hgd)
     result = hgd.run("--hgd-candidate=p.txt", "--hgd-cache-dir=afile")
-    result.stdout.fnmatch_lines(["hgd: *cannot write the reply cache*"])
+    result.stdout.fnmatch_lines(
+        ["hgd: cannot write the reply cache: */afile/replies.sqlite3: *choose another*"]
+    )
 
 
 def test_an_unwritable_ledger_is_a_note_and_the_report_is_still_written(hgd: Gate) -> None:

@@ -3,9 +3,11 @@ the reports complete or untouched, never truncated."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import Gate, conversation
 
+from pytest_hgd.cache import DATABASE
 from pytest_hgd.ledger import read_ledger
 from pytest_hgd.report import validate
 
@@ -38,6 +41,17 @@ def _run_args(prompt: str) -> list[str]:
     ]
 
 
+def _cached_replies(cache: Path) -> list[str]:
+    """Every reply the cache database holds: none before a run has created it."""
+    if not (cache / DATABASE).exists():
+        return []
+    with contextlib.closing(sqlite3.connect(cache / DATABASE)) as db:
+        try:
+            return [reply for (reply,) in db.execute("SELECT reply FROM replies")]
+        except sqlite3.OperationalError:  # the run is creating it: no table yet
+            return []
+
+
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {name: (root / name).read_bytes() for name in REPORTS}
 
@@ -47,10 +61,10 @@ def _check_files(root: Path, before: dict[str, bytes], records_before: int) -> l
     ledger = read_ledger(root / ".hgd" / "ledger.jsonl")
     assert ledger.problems == []
     assert len(ledger.records) in (records_before, records_before + 1)
-    replies = list((root / ".hgd" / "cache").rglob("*.json"))
-    assert replies
-    for path in replies:
-        assert isinstance(json.loads(path.read_text(encoding="utf-8"))["reply"], str)
+    with contextlib.closing(sqlite3.connect(root / ".hgd" / "cache" / DATABASE)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    replies = _cached_replies(root / ".hgd" / "cache")
+    assert replies and set(replies) <= {"yes", "slept"}  # each one whole
     report = json.loads((root / "report.json").read_text(encoding="utf-8"))
     validate(report)
     for name in REPORTS:
@@ -96,7 +110,7 @@ def test_a_signal_mid_run_leaves_every_file_complete_or_untouched(
     )
     cache = hgd.path / ".hgd" / "cache"
     deadline = time.monotonic() + 30
-    while len(list(cache.rglob("*.json"))) < 70 and time.monotonic() < deadline:
+    while len(_cached_replies(cache)) < 70 and time.monotonic() < deadline:
         time.sleep(0.02)  # until the slow run has cached some replies of its own
     process.send_signal(signum)
     output, _ = process.communicate(timeout=30)
@@ -105,6 +119,9 @@ def test_a_signal_mid_run_leaves_every_file_complete_or_untouched(
     strays = _check_files(hgd.path, before, records_before=1)
     assert strays == []  # a Python exception: every temporary file was removed
     assert _snapshot(hgd.path) == before  # an interrupted run writes no report
+    slept = _cached_replies(cache).count("slept")
+    assert slept >= 10
+    calls_before = len(hgd.calls())
     again = subprocess.run(
         [sys.executable, "-m", "pytest", *_run_args("slow.txt")],
         cwd=hgd.path,
@@ -112,7 +129,8 @@ def test_a_signal_mid_run_leaves_every_file_complete_or_untouched(
         text=True,
         timeout=60,
     )
-    assert again.returncode == 0, again.stdout  # the next run uses what the cache holds
+    assert again.returncode == 0, again.stdout
+    assert len(hgd.calls()) - calls_before == 60 - slept  # it used what the cache holds
     assert len(read_ledger(hgd.path / ".hgd" / "ledger.jsonl").records) == 2
 
 

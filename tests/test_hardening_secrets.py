@@ -3,12 +3,16 @@ whatever the server answers (errors that echo it, drops, malformed bodies, repli
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 from conftest import Gate, conversation
 from openai_server import Fault, OpenAIServer
+
+from pytest_hgd.cache import DATABASE
 
 KEY = "sk-hardening-Zq9xV2pL7mK4wR8t"
 HEADER = "org-hardening-Hd7fK2mQ9pXw"  # a header value: secret too (>= 8 characters)
@@ -16,7 +20,8 @@ SECRETS = (KEY, HEADER)
 
 
 def _every_file(root: Path) -> dict[Path, bytes]:
-    """Every file under ``root`` but the ini file, where the test itself put the header."""
+    """Every file under ``root`` but the ini file, where the test itself put the header: the
+    cache database and any write-ahead log beside it too, byte for byte (free pages as well)."""
     return {
         path: path.read_bytes()
         for path in root.rglob("*")
@@ -88,7 +93,9 @@ def test_the_http_agents_key_is_never_written_or_printed(
     (p6,) = [p for p in report["pairs"] if p["id"].endswith("::p6")]
     assert p6["candidate"]["reply"] == "Re: m6, your key is *** and org ***"
     assert (hgd.path / ".hgd" / "ledger.jsonl").exists()
-    assert list((hgd.path / ".hgd" / "cache").rglob("*.json"))
+    with contextlib.closing(sqlite3.connect(hgd.path / ".hgd" / "cache" / DATABASE)) as db:
+        cached = [reply for (reply,) in db.execute("SELECT reply FROM replies")]
+    assert "Re: m6, your key is *** and org ***" in cached  # the cache holds the redacted reply
     _assert_nowhere(hgd.path, result.stdout.str(), result.stderr.str())
 
 

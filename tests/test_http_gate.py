@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 from conftest import Gate, conversation
 from openai_server import Fault, OpenAIServer
+
+from pytest_hgd.cache import DATABASE
 
 SECRET = "sk-test-SECRET-e2e-4242"
 
@@ -64,7 +68,9 @@ def test_http_gate_end_to_end_and_the_key_stays_secret(
     # the key is in no output and no file the plugin wrote (report, markdown, cache)
     assert SECRET not in result.stdout.str() + result.stderr.str()
     assert SECRET not in every_written_text(hgd.path)
-    assert (hgd.path / ".hgd" / "cache").is_dir()
+    with contextlib.closing(sqlite3.connect(hgd.path / ".hgd" / "cache" / DATABASE)) as db:
+        (cached,) = db.execute("SELECT count(*) FROM replies").fetchone()
+    assert cached == 6  # every reply, under both prompts
 
 
 def test_http_errors_are_item_errors_without_the_key(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 from conftest import Gate, conversation
+
+from pytest_hgd.cache import DATABASE
 
 CHECK = [{"contains": "good"}]
 
@@ -59,6 +62,10 @@ def test_ctrl_c_stops_promptly_and_leaves_no_partial_files(hgd: Gate) -> None:
     assert leftovers == []
     assert not (hgd.path / "report.json").exists()  # a partial run writes no report
     assert not (hgd.path / ".hgd" / "ledger.jsonl").exists()  # nor a ledger record
-    # every cached reply that exists is complete JSON
-    for entry in (hgd.path / ".hgd" / "cache").rglob("*.json"):
-        assert json.loads(entry.read_text(encoding="utf-8"))["reply"] == "slept"
+    # every cached reply that exists is complete
+    database = hgd.path / ".hgd" / "cache" / DATABASE
+    if database.exists():
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            replies = db.execute("SELECT reply FROM replies").fetchall()
+        assert set(replies) <= {("slept",)}

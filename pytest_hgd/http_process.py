@@ -1,0 +1,303 @@
+"""The HTTP agent run in worker processes of its own, off the GIL that pytest needs.
+
+A gate run is CPU-bound: pytest's item protocol, the scheduler and the HTTP client all want
+the pytest process's one GIL, and httpx spends 0.6-1 ms of CPU on every call (measured in
+docs/performance.md). `ProcessHTTPAgent` sends each call to a worker process that runs the
+ordinary `HTTPAgent` (its httpx clients, pool, retries, timeout and key scrubbing) on an
+event loop of its own, so the HTTP work runs on another core while pytest runs the items.
+
+The wire is JSON Lines over the worker's stdin and stdout. The parent sends the settings
+first, then ``{"id": N, "prompt": ..., "messages": [...]}`` per call and ``{"cancel": N}``
+when a call is abandoned; the worker answers ``{"id": N, "reply": ...}`` or
+``{"id": N, "error": ...}`` as each call finishes, in any order, and ``{"log": LEVEL,
+"message": ...}`` for each record the HTTP agent logs (a retry, say), which the parent logs
+again under the same logger. The worker reads the API key
+from its own environment (inherited), so the key never crosses the pipe. It ignores Ctrl-C
+(the parent decides when to stop) and exits when its stdin closes, including when the
+parent is killed.
+
+The worker is this module's `main`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import signal
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from .errors import AgentError
+from .http_agent import HTTPAgent, HTTPAgentSettings, log
+
+__all__ = ["ProcessHTTPAgent"]
+
+_LINE_LIMIT = 1 << 30  # one reply or conversation per line, whatever its size
+_STDERR_LINES = 20  # the worker's last stderr lines, shown if it dies
+# The package's own directory first (not the current one, whose modules could shadow httpx).
+_BOOTSTRAP = (
+    "import sys; sys.path[0] = {root!r}; from pytest_hgd.http_process import main; sys.exit(main())"
+)
+
+
+class ProcessHTTPAgent:
+    """`HTTPAgent` in ``workers`` processes; same identity, so the reply cache is shared."""
+
+    def __init__(self, settings: HTTPAgentSettings, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        self._local = HTTPAgent(settings)  # identity, repr and scrubbing; never calls
+        self._settings = settings
+        self._workers_wanted = workers
+        self._workers: list[_Worker] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting: asyncio.Lock | None = None
+
+    @property
+    def settings(self) -> HTTPAgentSettings:
+        return self._settings
+
+    @property
+    def identity(self) -> dict[str, object]:
+        return self._local.identity
+
+    def __repr__(self) -> str:
+        return f"{self._local!r} in {self._workers_wanted} worker process(es)"
+
+    async def reply(self, prompt: str, messages: list[dict[str, str]]) -> str:
+        """The reply from the least busy worker process (started on the first call)."""
+        workers = await self._running_workers()
+        worker = min(workers, key=lambda w: len(w.calls))
+        return await worker.call(prompt, messages)
+
+    async def aclose(self) -> None:
+        """Close every worker's stdin and wait for it to exit (killed after 5 s)."""
+        workers, self._workers, self._loop = self._workers, [], None
+        await asyncio.gather(*(worker.close() for worker in workers))
+
+    async def _running_workers(self) -> list[_Worker]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new loop: the old one's pipes are gone with it
+            self._workers, self._loop, self._starting = [], loop, asyncio.Lock()
+        if len(self._workers) == self._workers_wanted:
+            return self._workers
+        assert self._starting is not None
+        async with self._starting:
+            if not self._workers:
+                share = -(-self._settings.max_connections // self._workers_wanted)
+                settings = dataclasses.replace(self._settings, max_connections=share)
+                workers = []
+                try:
+                    for _ in range(self._workers_wanted):
+                        workers.append(await _Worker.start(settings, self._local))
+                except BaseException:
+                    await asyncio.gather(*(worker.close() for worker in workers))
+                    raise
+                self._workers = workers
+        return self._workers
+
+
+class _Worker:
+    """One worker process and the calls waiting for its answers."""
+
+    def __init__(self, process: asyncio.subprocess.Process, local: HTTPAgent) -> None:
+        self.process = process
+        self.calls: dict[int, asyncio.Future[str]] = {}
+        self._local = local
+        self._next_id = 0
+        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
+        self._dead: AgentError | None = None
+        self._tasks = [
+            asyncio.ensure_future(self._read_answers()),
+            asyncio.ensure_future(self._read_stderr()),
+        ]
+
+    @classmethod
+    async def start(cls, settings: HTTPAgentSettings, local: HTTPAgent) -> _Worker:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                _BOOTSTRAP.format(root=str(Path(__file__).resolve().parent.parent)),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=_LINE_LIMIT,
+            )
+        except OSError as exc:
+            raise local.error(
+                f"cannot start the HTTP agent's worker process ({sys.executable}): {exc}. "
+                "Set hgd_http_workers = 0 to make the calls from the pytest process"
+            ) from None
+        worker = cls(process, local)
+        worker._send({"settings": _settings_to_json(settings)})
+        return worker
+
+    async def call(self, prompt: str, messages: list[dict[str, str]]) -> str:
+        if self._dead is not None:
+            raise self._dead
+        call_id = self._next_id
+        self._next_id += 1
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.calls[call_id] = future
+        try:
+            self._send({"id": call_id, "prompt": prompt, "messages": messages})
+            return await future
+        except asyncio.CancelledError:
+            if call_id in self.calls and self._dead is None:  # abandoned: the worker stops it
+                with contextlib.suppress(AgentError):  # closed meanwhile: nothing to stop
+                    self._send({"cancel": call_id})
+            raise
+        finally:
+            self.calls.pop(call_id, None)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        stdin = self.process.stdin
+        if stdin is None or stdin.is_closing():
+            raise self._dead or self._local.error("the HTTP agent's worker process is closed")
+        stdin.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    async def _read_answers(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None  # created with stdout=PIPE
+        try:
+            while line := await stdout.readline():
+                answer = json.loads(line)
+                future = self.calls.get(answer.get("id"))
+                if "log" in answer:
+                    log.log(answer["log"], "%s", answer["message"])
+                    continue
+                if future is None or future.done():
+                    continue  # cancelled meanwhile
+                if "reply" in answer:
+                    future.set_result(answer["reply"])
+                else:
+                    future.set_exception(AgentError(str(answer.get("error"))))
+        except (ValueError, OSError) as exc:
+            reason = f"unreadable answer ({type(exc).__name__}: {exc})"
+        else:
+            reason = "it exited"
+        await self._died(reason)
+
+    async def _read_stderr(self) -> None:
+        stderr = self.process.stderr
+        assert stderr is not None  # created with stderr=PIPE
+        with contextlib.suppress(ValueError, OSError):
+            while line := await stderr.readline():
+                self._stderr.append(line.decode("utf-8", "replace").rstrip())
+
+    async def _died(self, reason: str) -> None:
+        """Every waiting call, and every later one, fails with why the worker is gone."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.process.wait(), 5)
+        if self._dead is None:
+            status = self.process.returncode
+            said = " | ".join(line for line in self._stderr if line.strip())
+            problem = f"the HTTP agent's worker process stopped: {reason}, status {status}"
+            self._dead = self._local.error(f"{problem}: {said}" if said else problem)
+        for future in self.calls.values():
+            if not future.done():
+                future.set_exception(self._dead)
+
+    async def close(self) -> None:
+        if self._dead is None:
+            self._dead = self._local.error("the HTTP agent's worker process was closed")
+        stdin = self.process.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 5)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _settings_to_json(settings: HTTPAgentSettings) -> dict[str, Any]:
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
+
+def _settings_from_json(data: dict[str, Any]) -> HTTPAgentSettings:
+    data = dict(data)
+    data["headers"] = tuple(tuple(pair) for pair in data.get("headers", ()))
+    return HTTPAgentSettings(**data)
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+
+async def _serve() -> int:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, sys.stdout
+    )
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    first = await reader.readline()
+    if not first:
+        return 0
+    agent = HTTPAgent(_settings_from_json(json.loads(first)["settings"]))
+    log.addHandler(_ForwardLogs(writer))
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    running: dict[int, asyncio.Task[None]] = {}
+
+    async def answer(call_id: int, prompt: str, messages: list[dict[str, str]]) -> None:
+        try:
+            message: dict[str, Any] = {"id": call_id, "reply": await agent.reply(prompt, messages)}
+        except AgentError as exc:
+            message = {"id": call_id, "error": str(exc)}
+        except Exception as exc:  # a bug here must still answer the call, scrubbed
+            message = {"id": call_id, "error": agent.error(f"{type(exc).__name__}: {exc}").args[0]}
+        finally:
+            running.pop(call_id, None)
+        writer.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    try:
+        while line := await reader.readline():
+            request = json.loads(line)
+            if "cancel" in request:
+                task = running.pop(request["cancel"], None)
+                if task is not None:
+                    task.cancel()
+                continue
+            call_id = request["id"]
+            running[call_id] = loop.create_task(
+                answer(call_id, request["prompt"], request["messages"])
+            )
+    finally:  # stdin closed: the parent is done (or gone); stop what is left
+        for task in list(running.values()):
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+        await agent.aclose()
+    return 0
+
+
+class _ForwardLogs(logging.Handler):
+    """Sends the HTTP agent's log records to the parent, which logs them where pytest shows."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        super().__init__(logging.DEBUG)
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = {"log": record.levelno, "message": record.getMessage()}
+        self._writer.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    with contextlib.suppress(BrokenPipeError):
+        return asyncio.run(_serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
