@@ -25,7 +25,12 @@ class AgentSpecError(Exception):
 
 
 class Agent(Protocol):
-    """What produces a reply from a prompt and a conversation."""
+    """What produces a reply from a prompt and a conversation.
+
+    An agent may also have ``async def start(self) -> None``: the scheduler calls it while
+    pytest collects, so that slow start-up work (a worker process, say) is done by the first
+    call.
+    """
 
     @property
     def identity(self) -> dict[str, object]:

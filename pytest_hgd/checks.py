@@ -8,10 +8,8 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
-
-import jsonschema
 
 from .model import Check, CheckResult, Pair
 
@@ -37,6 +35,11 @@ class CheckType:
     function: CheckFunction
     schema: Mapping[str, Any]
     validate: Callable[[Any], str | None] | None = None
+
+    @cached_property
+    def schema_text(self) -> str:
+        """The argument's schema as canonical JSON: what pair-file validators are keyed by."""
+        return json.dumps(self.schema, sort_keys=True)
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -77,6 +80,8 @@ def check_max_chars(reply: str, arg: int, pair: Pair) -> tuple[bool, str]:
 
 
 def check_json_schema(reply: str, arg: Mapping[str, Any], pair: Pair) -> tuple[bool, str]:
+    import jsonschema  # only when a pair has this check: it is slow to import
+
     try:
         document = json.loads(reply)
     except ValueError as exc:
@@ -90,6 +95,8 @@ def check_json_schema(reply: str, arg: Mapping[str, Any], pair: Pair) -> tuple[b
 
 
 def _schema_problem(arg: Any) -> str | None:
+    import jsonschema
+
     try:
         jsonschema.Draft202012Validator.check_schema(arg)
     except jsonschema.exceptions.SchemaError as exc:
@@ -105,7 +112,7 @@ def similarity(a: str, b: str) -> float:
 
     Words are runs of ``\\w`` characters, case-folded. Two empty texts are identical (1.0).
     """
-    words_a, count_a = _word_counts(a)
+    words_a, count_a = _count_words(a)
     words_b, count_b = _word_counts(b)
     if count_a + count_b == 0:
         return 1.0
@@ -116,10 +123,14 @@ def similarity(a: str, b: str) -> float:
     return 2 * common / (count_a + count_b)
 
 
-@lru_cache(maxsize=4096)  # a pair's recorded reply is compared with every reply it gets
-def _word_counts(text: str) -> tuple[Mapping[str, int], int]:
+def _count_words(text: str) -> tuple[Mapping[str, int], int]:
     words = Counter(WORD.findall(text.casefold()))
     return words, sum(words.values())
+
+
+# The recorded reply (``b``) is compared with every reply the pair gets: its counts are
+# kept. A reply is compared once: caching it would only keep objects alive.
+_word_counts = lru_cache(maxsize=4096)(_count_words)
 
 
 def check_similar(reply: str, arg: Mapping[str, Any] | None, pair: Pair) -> tuple[bool, str]:
@@ -174,10 +185,19 @@ def run_checks(
     results = []
     for check in pair.checks or (DEFAULT_CHECK,):
         outcome = registry[check.name].function(reply, check.arg, pair)
-        if inspect.isawaitable(outcome):
+        if type(outcome) is not tuple and inspect.isawaitable(outcome):
             if resolve is None:
                 raise TypeError(f"check {check.name!r} is asynchronous: it needs the gate's loop")
             outcome = resolve(outcome)
         passed, message = outcome
-        results.append(CheckResult(check.name, passed, "" if passed else message))
+        if passed is True:
+            results.append(_passed(check.name))
+        else:
+            results.append(CheckResult(check.name, passed, "" if passed else message))
     return tuple(results)
+
+
+@lru_cache(maxsize=256)
+def _passed(name: str) -> CheckResult:
+    """The result of a check that passed: the same for every pair, so made once."""
+    return CheckResult(name, True, "")

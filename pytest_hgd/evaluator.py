@@ -53,9 +53,12 @@ class Evaluator:
         return pair.samples or self.default_samples
 
     def submit(self, node_id: str, pair: Pair) -> dict[Role, list[ReplyFuture]]:
-        """Start (once) the pair's calls: every prompt, every sample."""
+        """Start (once) the pair's calls: every prompt, every sample. The futures of a pair
+        already evaluated are forgotten (its replies are in its evaluations): none left."""
         futures = self.futures.get(node_id)
         if futures is None:
+            if node_id in self.evaluated:
+                return {}
             messages = pair.messages()
             futures = {
                 role: [
@@ -69,11 +72,14 @@ class Evaluator:
 
     def evaluate(self, node_id: str, pair: Pair) -> Evaluations:
         """Wait for the pair's replies and check them (once)."""
-        if node_id not in self.evaluated:
+        evaluated = self.evaluated.get(node_id)
+        if evaluated is None:
             futures = self.submit(node_id, pair)
             evaluations = {role: self._check(pair, fs) for role, fs in futures.items()}
-            self.evaluated[node_id] = (evaluations.get(Role.BASELINE), evaluations[Role.CANDIDATE])
-        return self.evaluated[node_id]
+            evaluated = (evaluations.get(Role.BASELINE), evaluations[Role.CANDIDATE])
+            self.evaluated[node_id] = evaluated
+            del self.futures[node_id]  # fewer objects for the garbage collector to walk
+        return evaluated
 
     def _check(self, pair: Pair, futures: list[ReplyFuture]) -> Evaluation:
         replies = []

@@ -40,7 +40,11 @@ _TYPES: dict[str, Validate] = {
     "string": lambda v: isinstance(v, str),
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, numbers.Number) and not isinstance(v, bool),
+    "number": lambda v: (
+        type(v) is int
+        or type(v) is float
+        or (isinstance(v, numbers.Number) and not isinstance(v, bool))
+    ),
     "integer": _is_integer,
 }
 _BOUNDS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {  # kind, and when it fails
@@ -56,6 +60,18 @@ _BOUNDS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {  # kind, and when
     "exclusiveMaximum": ("number", lambda v, n: v >= n),
 }
 _PLAIN: dict[str, type] = {"object": dict, "array": list, "string": str}
+_OBJECT_KEYWORDS = frozenset(
+    {"type", "properties", "additionalProperties", "required", "minProperties", "maxProperties"}
+)
+_ARRAY_KEYWORDS = frozenset({"type", "items", "minItems", "maxItems"})
+_NUMBER_KEYWORDS = frozenset({"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+_PLAIN_TYPES: dict[str, type] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+}
 
 
 def _all_of(tests: Sequence[Validate]) -> Validate:
@@ -64,13 +80,31 @@ def _all_of(tests: Sequence[Validate]) -> Validate:
     if len(tests) == 2:
         first, second = tests
         return lambda v: first(v) and second(v)
-    return lambda v: all(test(v) for test in tests)
+
+    def check(v: Any) -> bool:
+        for test in tests:  # noqa: SIM110 - a loop: ~2 times faster than all() of a generator
+            if not test(v):
+                return False
+        return True
+
+    return check
+
+
+def _count(schema: Mapping[str, Any], key: str) -> int | float | None:
+    """A bound's value (None when absent); _Unsupported when it is not a number."""
+    if key not in schema:
+        return None
+    bound = schema[key]
+    if not isinstance(bound, int | float) or isinstance(bound, bool):
+        raise _Unsupported
+    return bound
 
 
 class _Compiler:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.defs: Mapping[str, Any] = root.get("$defs", {})
         self.compiled: dict[str, Validate] = {}
+        self.compiling: set[str] = set()
 
     def schema(self, schema: Any) -> Validate:
         if schema is True:
@@ -79,17 +113,99 @@ class _Compiler:
             return lambda v: False
         if not isinstance(schema, dict):
             raise _Unsupported
+        keywords = schema.keys() - _ANNOTATIONS
+        kind = schema.get("type")
+        if kind == "object" and keywords <= _OBJECT_KEYWORDS:
+            return self.object(schema)
+        if kind == "array" and keywords <= _ARRAY_KEYWORDS:
+            return self.array(schema)
+        if kind in ("integer", "number") and keywords <= _NUMBER_KEYWORDS:
+            return self.number(schema)
         tests = [self.keyword(k, a, schema) for k, a in schema.items() if k not in _ANNOTATIONS]
         return _all_of(tests) if tests else lambda v: True
 
+    def object(self, schema: Mapping[str, Any]) -> Validate:
+        """``type: object`` with its properties, required names and size bounds, as one
+        test (the common shape, several times faster than a test per keyword)."""
+        known = {name: self.schema(sub) for name, sub in schema.get("properties", {}).items()}
+        extra_schema = schema.get("additionalProperties", True)
+        extra = None if extra_schema is True else self.schema(extra_schema)
+        required = schema.get("required", [])
+        if not all(isinstance(name, str) for name in required):
+            raise _Unsupported
+        low = _count(schema, "minProperties")
+        high = _count(schema, "maxProperties")
+
+        def check(v: Any) -> bool:
+            if not isinstance(v, dict):
+                return False
+            if (low is not None and len(v) < low) or (high is not None and len(v) > high):
+                return False
+            for name in required:
+                if name not in v:
+                    return False
+            for name, value in v.items():
+                test = known.get(name, extra)
+                if test is not None and not test(value):
+                    return False
+            return True
+
+        return check
+
+    def array(self, schema: Mapping[str, Any]) -> Validate:
+        """``type: array`` with its items and length bounds, as one test."""
+        item = self.schema(schema["items"]) if "items" in schema else None
+        low = _count(schema, "minItems")
+        high = _count(schema, "maxItems")
+
+        def check(v: Any) -> bool:
+            if not isinstance(v, list):
+                return False
+            if (low is not None and len(v) < low) or (high is not None and len(v) > high):
+                return False
+            if item is not None:
+                for x in v:
+                    if not item(x):
+                        return False
+            return True
+
+        return check
+
+    def number(self, schema: Mapping[str, Any]) -> Validate:
+        """``type: integer`` or ``number`` with its bounds, as one test."""
+        kind = _TYPES[schema["type"]]
+        low = _count(schema, "minimum")
+        high = _count(schema, "maximum")
+        above = _count(schema, "exclusiveMinimum")
+        below = _count(schema, "exclusiveMaximum")
+
+        def check(v: Any) -> bool:
+            if not kind(v):
+                return False
+            return not (
+                (low is not None and v < low)
+                or (high is not None and v > high)
+                or (above is not None and v <= above)
+                or (below is not None and v >= below)
+            )
+
+        return check
+
     def keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Validate:
         if key == "type":
-            kinds = [_TYPES[t] for t in ([arg] if isinstance(arg, str) else arg)]
+            names = [arg] if isinstance(arg, str) else list(arg)
+            if all(name in _PLAIN_TYPES for name in names):
+                types = tuple(_PLAIN_TYPES[name] for name in names)
+                return lambda v: isinstance(v, types)
+            kinds = [_TYPES[t] for t in names]
             if len(kinds) == 1:
                 return kinds[0]
             return lambda v: any(kind(v) for kind in kinds)
         if key in ("enum", "const"):
             options = [arg] if key == "const" else list(arg)
+            if all(isinstance(o, str) for o in options):  # a string equals only a string
+                strings = frozenset(options)
+                return lambda v: isinstance(v, str) and v in strings
             if not all(o is None or isinstance(o, str | int | float) for o in options):
                 raise _Unsupported
             return lambda v: any(_equal(o, v) for o in options)
@@ -110,14 +226,32 @@ class _Compiler:
             return lambda v: True
         if key == "items" and "prefixItems" not in schema:
             item = self.schema(arg)
-            return lambda v: not isinstance(v, list) or all(item(x) for x in v)
+
+            def items(v: Any) -> bool:
+                if isinstance(v, list):
+                    for x in v:
+                        if not item(x):
+                            return False
+                return True
+
+            return items
         if key in ("oneOf", "anyOf", "allOf"):
             subs = [self.schema(sub) for sub in arg]
-            if key == "oneOf":
-                return lambda v: sum(1 for sub in subs if sub(v)) == 1
+            if key == "allOf":
+                return _all_of(subs) if subs else lambda v: True
             if key == "anyOf":
                 return lambda v: any(sub(v) for sub in subs)
-            return lambda v: all(sub(v) for sub in subs)
+
+            def one_of(v: Any) -> bool:
+                found = False
+                for sub in subs:
+                    if sub(v):
+                        if found:
+                            return False
+                        found = True
+                return found
+
+            return one_of
         if key == "$ref" and isinstance(arg, str) and arg.startswith("#/$defs/"):
             return self.reference(arg.removeprefix("#/$defs/"))
         raise _Unsupported
@@ -138,11 +272,14 @@ class _Compiler:
     def reference(self, name: str) -> Validate:
         if name not in self.defs or "/" in name or "~" in name:
             raise _Unsupported
-        if name not in self.compiled:
-            self.compiled[name] = lambda v: True  # placeholder while a recursive def compiles
-            self.compiled[name] = self.schema(self.defs[name])
         compiled = self.compiled
-        return lambda v: compiled[name](v)
+        if name in self.compiling:  # a recursive def: look it up when called, once compiled
+            return lambda v: compiled[name](v)
+        if name not in compiled:
+            self.compiling.add(name)
+            compiled[name] = self.schema(self.defs[name])
+            self.compiling.discard(name)
+        return compiled[name]
 
 
 def compile_schema(schema: Mapping[str, Any]) -> Validate | None:

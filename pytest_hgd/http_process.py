@@ -45,6 +45,27 @@ _BOOTSTRAP = (
 )
 
 
+class _Lines:
+    """JSON lines to a pipe, written once per event-loop turn: every write to a pipe wakes
+    the process at its other end, and a wake-up costs more than the line (on a VM, a lot)."""
+
+    def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self.writer = writer
+        self._loop = loop
+        self._lines: list[bytes] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue one line; called on the loop's thread."""
+        if not self._lines:
+            self._loop.call_soon(self.flush)
+        self._lines.append(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    def flush(self) -> None:
+        lines, self._lines = self._lines, []
+        if not self.writer.is_closing():
+            self.writer.write(b"".join(lines))
+
+
 class ProcessHTTPAgent:
     """`HTTPAgent` in ``workers`` processes; same identity, so the reply cache is shared."""
 
@@ -68,6 +89,10 @@ class ProcessHTTPAgent:
 
     def __repr__(self) -> str:
         return f"{self._local!r} in {self._workers_wanted} worker process(es)"
+
+    async def start(self) -> None:
+        """Start the worker processes now rather than on the first call."""
+        await self._running_workers()
 
     async def reply(self, prompt: str, messages: list[dict[str, str]]) -> str:
         """The reply from the least busy worker process (started on the first call)."""
@@ -112,6 +137,8 @@ class _Worker:
         self._next_id = 0
         self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
         self._dead: AgentError | None = None
+        assert process.stdin is not None  # created with stdin=PIPE
+        self._stdin = _Lines(process.stdin, asyncio.get_running_loop())
         self._tasks = [
             asyncio.ensure_future(self._read_answers()),
             asyncio.ensure_future(self._read_stderr()),
@@ -157,10 +184,9 @@ class _Worker:
             self.calls.pop(call_id, None)
 
     def _send(self, message: dict[str, Any]) -> None:
-        stdin = self.process.stdin
-        if stdin is None or stdin.is_closing():
+        if self._stdin.writer.is_closing():
             raise self._dead or self._local.error("the HTTP agent's worker process is closed")
-        stdin.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+        self._stdin.send(message)
 
     async def _read_answers(self) -> None:
         stdout = self.process.stdout
@@ -207,9 +233,9 @@ class _Worker:
     async def close(self) -> None:
         if self._dead is None:
             self._dead = self._local.error("the HTTP agent's worker process was closed")
-        stdin = self.process.stdin
-        if stdin is not None and not stdin.is_closing():
-            stdin.close()
+        if not self._stdin.writer.is_closing():
+            self._stdin.flush()
+            self._stdin.writer.close()
         try:
             await asyncio.wait_for(self.process.wait(), 5)
         except asyncio.TimeoutError:
@@ -239,12 +265,12 @@ async def _serve() -> int:
     transport, protocol = await loop.connect_write_pipe(
         asyncio.streams.FlowControlMixin, sys.stdout
     )
-    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    answers = _Lines(asyncio.StreamWriter(transport, protocol, None, loop), loop)
     first = await reader.readline()
     if not first:
         return 0
     agent = HTTPAgent(_settings_from_json(json.loads(first)["settings"]))
-    log.addHandler(_ForwardLogs(writer))
+    log.addHandler(_ForwardLogs(answers))
     log.setLevel(logging.DEBUG)
     log.propagate = False
     running: dict[int, asyncio.Task[None]] = {}
@@ -258,7 +284,7 @@ async def _serve() -> int:
             message = {"id": call_id, "error": agent.error(f"{type(exc).__name__}: {exc}").args[0]}
         finally:
             running.pop(call_id, None)
-        writer.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+        answers.send(message)
 
     try:
         while line := await reader.readline():
@@ -283,13 +309,12 @@ async def _serve() -> int:
 class _ForwardLogs(logging.Handler):
     """Sends the HTTP agent's log records to the parent, which logs them where pytest shows."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, lines: _Lines) -> None:
         super().__init__(logging.DEBUG)
-        self._writer = writer
+        self._lines = lines
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = {"log": record.levelno, "message": record.getMessage()}
-        self._writer.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+        self._lines.send({"log": record.levelno, "message": record.getMessage()})
 
 
 def main() -> int:

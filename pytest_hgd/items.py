@@ -141,8 +141,8 @@ class PairItem(GateItem):
                 self.hgd_payload = {**self._base_payload(), "status": status, "reason": reason}
                 self.hgd_payload_phase = "setup"
                 pytest.skip(f"{status.replace('_', ' ')}: {reason}")
-        baseline, candidate = self.session_state.evaluate(self)
-        self.evaluations = (baseline, candidate)
+        self.evaluations = self.session_state.evaluate(self)
+        baseline, candidate = self.evaluations
         error = (baseline.error if baseline else None) or candidate.error
         if error is not None:
             role = "candidate" if candidate.error else "baseline"

@@ -9,15 +9,16 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .checks import CheckType
 from .errors import PairFileError
 from .fastschema import Validate, compile_schema
 from .model import Check, Conversation, Kind, Outcome, Pair, Turn
-from .yamlreader import Location, YamlReader
+from .yamlreader import NO_DOCUMENT, Location, YamlReader
+
+if TYPE_CHECKING:  # jsonschema is imported only when a file breaks the schema: slow to import
+    import jsonschema
 
 SUFFIXES = (".hgd.yaml", ".hgd.yml")
 MAX_BYTES = 10 * 1024 * 1024
@@ -42,19 +43,24 @@ def base_schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=8)
-def _validator(check_schemas: tuple[tuple[str, str], ...]) -> jsonschema.Draft202012Validator:
+def _schema(check_schemas: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     schema = copy.deepcopy(base_schema())
     schema["$defs"]["check"]["properties"] = {
         name: json.loads(text) for name, text in check_schemas
     }
     schema["$defs"]["check"]["additionalProperties"] = False
-    return jsonschema.Draft202012Validator(schema)
+    return schema
+
+
+@lru_cache(maxsize=8)
+def _validator(check_schemas: tuple[tuple[str, str], ...]) -> jsonschema.Draft202012Validator:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(_schema(check_schemas))
 
 
 def _schema_key(registry: Mapping[str, CheckType]) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        sorted((name, json.dumps(ct.schema, sort_keys=True)) for name, ct in registry.items())
-    )
+    return tuple(sorted((name, ct.schema_text) for name, ct in registry.items()))
 
 
 def schema_for(registry: Mapping[str, CheckType]) -> jsonschema.Draft202012Validator:
@@ -64,8 +70,7 @@ def schema_for(registry: Mapping[str, CheckType]) -> jsonschema.Draft202012Valid
 
 @lru_cache(maxsize=8)
 def _fast_validator(check_schemas: tuple[tuple[str, str], ...]) -> Validate | None:
-    schema: Any = _validator(check_schemas).schema
-    return compile_schema(schema)
+    return compile_schema(_schema(check_schemas))
 
 
 def describe(where: Sequence[str | int]) -> str:
@@ -135,8 +140,26 @@ def _problem(
     return f"{where}: {error.message}.", ""
 
 
-def _turns(raw: list[dict[str, str]]) -> tuple[Turn, ...]:
-    return tuple(Turn(speaker, text) for turn in raw for speaker, text in turn.items())
+class _Histories:
+    """One file's histories, each turn and each identical history built once and shared.
+
+    A conversation's pairs repeat its earlier turns (pair k's history is pair k-1's plus two
+    turns): shared, they cost memory and garbage-collector time linear in the conversation's
+    length, not quadratic."""
+
+    def __init__(self) -> None:
+        self.turns: dict[tuple[str, str], Turn] = {}
+        self.histories: dict[tuple[tuple[str, str], ...], tuple[Turn, ...]] = {}
+
+    def __call__(self, raw: list[dict[str, str]]) -> tuple[Turn, ...]:
+        written = tuple(item for turn in raw for item in turn.items())
+        history = self.histories.get(written)
+        if history is None:
+            turns = self.turns
+            history = self.histories[written] = tuple(
+                turns.get(item) or turns.setdefault(item, Turn(*item)) for item in written
+            )
+        return history
 
 
 def load_pairs(path: Path, display: str, registry: Mapping[str, CheckType]) -> list[Pair]:
@@ -148,8 +171,13 @@ def load_conversation(path: Path, display: str, registry: Mapping[str, CheckType
     """Read one pair file: its pairs and its rollout settings. Raises PairFileError."""
     try:
         with path.open("rb") as handle:  # never more than the limit, whatever the file is
-            data = handle.read(MAX_BYTES + 1)
-            size = max(len(data), os.fstat(handle.fileno()).st_size)
+            size = os.fstat(handle.fileno()).st_size
+            limit = MAX_BYTES + 1
+            # a buffer of the file's size, not of the limit (allocating 10 MB costs ~30 us)
+            data = handle.read(min(size + 1, limit))
+            if len(data) == size + 1 < limit:  # longer than its size said (growing, a pipe)
+                data += handle.read(limit - len(data))
+            size = max(len(data), size)
     except OSError as exc:
         raise PairFileError(display, None, f"cannot be read: {exc.strerror or exc}.") from exc
     if len(data) > MAX_BYTES:
@@ -165,10 +193,9 @@ def load_conversation(path: Path, display: str, registry: Mapping[str, CheckType
         line = data[: exc.start].count(b"\n") + 1
         raise PairFileError(display, line, "is not UTF-8 text.", "Save the file as UTF-8.") from exc
     reader = YamlReader(display)
-    root = reader.compose(text)
-    if root is None:
+    document = reader.read(text)
+    if document is NO_DOCUMENT:
         raise PairFileError(display, 1, "is empty.", "A pair file needs `outcome:` and `pairs:`.")
-    document = reader.value(root, ())
     if not isinstance(document, dict):
         raise PairFileError(
             display,
@@ -214,27 +241,29 @@ def _checks(
 ) -> tuple[Check, ...]:
     """The checks written at ``where``, each validated by its check type."""
     checks = []
+    in_pair = where[0] == "pairs"
     for c_index, raw_check in enumerate(raw_checks):
         ((name, arg),) = raw_check.items()
-        c_line = reader.line(
-            (*where, "checks", c_index) if where[0] == "pairs" else (*where, c_index)
-        )
-        label = (
-            f"{describe(where)}.checks[{c_index}]" if where[0] == "pairs" else f"final[{c_index}]"
-        )
+        c_line = reader.line((*where, "checks", c_index) if in_pair else (*where, c_index))
         validate = registry[name].validate
         problem = validate(arg) if validate else None
         if problem:
-            raise PairFileError(display, c_line, f"{label}: {problem}.")
+            raise PairFileError(display, c_line, f"{_label(where, c_index)}: {problem}.")
         if name == "similar" and not has_reply and not (arg or {}).get("to"):
             raise PairFileError(
                 display,
                 c_line,
-                f"{label}: `similar` needs a `reply` to compare with.",
+                f"{_label(where, c_index)}: `similar` needs a `reply` to compare with.",
                 "Add `reply:` to the pair or `to:` to the check.",
             )
         checks.append(Check(name, arg, c_line))
     return tuple(checks)
+
+
+def _label(where: Location, c_index: int) -> str:
+    if where[0] == "pairs":
+        return f"{describe(where)}.checks[{c_index}]"
+    return f"final[{c_index}]"
 
 
 def _build(
@@ -247,7 +276,9 @@ def _build(
     outcome = Outcome(document["outcome"])
     default_kind = Kind.LOCKED if outcome == Outcome.LEAD else Kind.CORRECTED
     file_tags = list(document.get("tags", []))
-    conversation = document.get("conversation") or conversation_name(path)
+    only_file_tags = tuple(dict.fromkeys(file_tags))
+    conversation = str(document.get("conversation") or conversation_name(path))
+    history = _Histories()
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(document["pairs"]):
@@ -272,19 +303,19 @@ def _build(
                 f"pairs[{index}]: needs a `reply` or `checks`.",
                 "Write the reply the agent should give, or checks it must pass.",
             )
-        tags = list(dict.fromkeys([*file_tags, *raw.get("tags", [])]))
+        tags = tuple(dict.fromkeys([*file_tags, *raw["tags"]])) if "tags" in raw else only_file_tags
         pairs.append(
             Pair(
                 path=display,
-                conversation=str(conversation),
+                conversation=conversation,
                 outcome=outcome,
                 id=pair_id,
-                kind=Kind(raw.get("kind", default_kind.value)),
-                history=_turns(raw.get("history", [])),
+                kind=Kind(raw["kind"]) if "kind" in raw else default_kind,
+                history=history(raw.get("history", [])),
                 customer=raw["customer"],
                 reply=raw.get("reply"),
                 checks=checks,
-                tags=tuple(tags),
+                tags=tags,
                 line=line,
                 retired=raw.get("retired"),
                 review=raw.get("review"),

@@ -56,9 +56,10 @@ def compute_pressure(
         raise ValueError(f"probe passed {probe.passed} of {probe.total} mutants")
     earlier = [r for r in history if isinstance(r, Mapping)]
     records = [*earlier, current]
-    active = active_pairs(current)
+    actives = [active_pairs(r) for r in records]  # each record's, once
+    active = actives[-1]
 
-    survival, s_val, (s_lo, s_hi) = _survival(current, records, active, confidence)
+    survival, s_val, (s_lo, s_hi) = _survival(current, records, actives, confidence)
     acceptance, k_cand, n_cand = _acceptance(records, active, window, confidence)
     k = k_cand + (probe.passed if probe else 0)
     n = n_cand + (probe.total if probe else 0)
@@ -79,8 +80,8 @@ def compute_pressure(
         "confidence": confidence,
         "warning": bool(reasons),
         "warning_reasons": reasons,
-        "constraints": _constraints(records, window),
-        "epsilon": _epsilon(current),
+        "constraints": _constraints(records, actives, window),
+        "epsilon": _epsilon(current, active),
         "survival": survival,
         "systematic": {
             "value": _r(a_val),
@@ -105,9 +106,9 @@ def active_pairs(record: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         return {}
     retired = set(_strings(record.get("retired")))
     return {
-        str(pid): entry
+        pid if type(pid) is str else str(pid): entry
         for pid, entry in pairs.items()
-        if isinstance(entry, Mapping)
+        if (type(entry) is dict or isinstance(entry, Mapping))
         and pid not in retired
         and not entry.get("retired")
         and not entry.get("review")
@@ -120,6 +121,10 @@ def _strings(value: object) -> list[str]:
 
 def _counts(value: object) -> Evidence | None:
     """``[passes, runs]`` as a checked pair of ints, else None."""
+    if type(value) is list and len(value) == 2:  # the common case, in short
+        s, n = value
+        if type(s) is int and type(n) is int:
+            return (s, n) if 0 <= s <= n and n > 0 else None
     if not isinstance(value, list | tuple) or len(value) != 2:
         return None
     s, n = value
@@ -144,9 +149,11 @@ def passes_reference(record: Mapping[str, Any], entry: Mapping[str, Any]) -> boo
 # --- components ---------------------------------------------------------------------------
 
 
-def _constraints(records: list[Mapping[str, Any]], window: int) -> dict[str, Any]:
-    series = [len(active_pairs(r)) for r in records[-window:]]
-    pairs = active_pairs(records[-1])
+def _constraints(
+    records: list[Mapping[str, Any]], actives: list[dict[str, Mapping[str, Any]]], window: int
+) -> dict[str, Any]:
+    series = [len(active) for active in actives[-window:]]
+    pairs = actives[-1]
     locked = sum(1 for e in pairs.values() if e.get("kind", "locked") == "locked")
     pending = records[-1].get("pending_review", 0)
     growth = series[-1] - series[0]
@@ -163,8 +170,8 @@ def _constraints(records: list[Mapping[str, Any]], window: int) -> dict[str, Any
     }
 
 
-def _epsilon(current: Mapping[str, Any]) -> dict[str, Any]:
-    verdicts = [passes_reference(current, e) for e in active_pairs(current).values()]
+def _epsilon(current: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    verdicts = [passes_reference(current, e) for e in active.values()]
     passing = verdicts.count(True)
     failing = verdicts.count(False)
     return {
@@ -176,23 +183,35 @@ def _epsilon(current: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _evidence(
-    records: list[Mapping[str, Any]], active: Mapping[str, Mapping[str, Any]]
+    records: list[Mapping[str, Any]], actives: list[dict[str, Mapping[str, Any]]]
 ) -> dict[str, list[Evidence]]:
     """Per active pair, (s, n) summed per (pair content, agent, prompt) group."""
+    active = actives[-1]
     groups: dict[tuple[str, str, str, str], list[int]] = {}
-    for record in records:
+    for record, pairs in zip(records, actives, strict=True):
         agent = json.dumps(record.get("agent", ""), sort_keys=True, default=str)
-        for pid, entry in active_pairs(record).items():
-            if pid not in active or entry.get("pair_hash") != active[pid].get("pair_hash"):
+        sides = [
+            (side, prompt, f"{side}_cached")
+            for side in ("baseline", "candidate")
+            if isinstance(prompt := record.get(f"{side}_hash"), str)
+        ]
+        if not sides:
+            continue
+        for pid, entry in pairs.items():
+            now = active.get(pid)
+            if now is None or entry.get("pair_hash") != now.get("pair_hash"):
                 continue
-            for side in ("baseline", "candidate"):
-                prompt = record.get(f"{side}_hash")
+            for side, prompt, cached in sides:
                 counts = _counts(entry.get(side))
-                if not isinstance(prompt, str) or counts is None or entry.get(f"{side}_cached"):
+                if counts is None or entry.get(cached):
                     continue
-                tally = groups.setdefault((pid, str(entry.get("pair_hash")), agent, prompt), [0, 0])
-                tally[0] += counts[0]
-                tally[1] += counts[1]
+                key = (pid, str(entry.get("pair_hash")), agent, prompt)
+                tally = groups.get(key)
+                if tally is None:
+                    groups[key] = [*counts]
+                else:
+                    tally[0] += counts[0]
+                    tally[1] += counts[1]
     out: dict[str, list[Evidence]] = {}
     for (pid, *_), (s, n) in groups.items():
         if s >= 1:  # a group that never passed is a systematic failure, not noise
@@ -203,10 +222,11 @@ def _evidence(
 def _survival(
     current: Mapping[str, Any],
     records: list[Mapping[str, Any]],
-    active: Mapping[str, Mapping[str, Any]],
+    actives: list[dict[str, Mapping[str, Any]]],
     confidence: float,
 ) -> tuple[dict[str, Any], float, tuple[float, float]]:
-    evidence = _evidence(records, active)
+    active = actives[-1]
+    evidence = _evidence(records, actives)
     per_pair: dict[str, Evidence] = {}
     for pid in active:
         ev = evidence.get(pid, [])

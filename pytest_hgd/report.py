@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from . import gate, stats
 from .cache import write_atomic
 from .fastschema import Validate, compile_schema
+
+if TYPE_CHECKING:  # imported only for a report the compiled check rejects: slow to import
+    import jsonschema
 
 SCHEMA_VERSION = 1
 Line = tuple[str, dict[str, bool]]
@@ -159,9 +160,15 @@ def _suite(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 
 @lru_cache(maxsize=1)
-def _validators() -> tuple[Validate | None, jsonschema.Draft202012Validator]:
-    schema = report_schema()
-    return compile_schema(schema), jsonschema.Draft202012Validator(schema)
+def _fast_validator() -> Validate | None:
+    return compile_schema(report_schema())
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(report_schema())
 
 
 def validate(report: Mapping[str, Any]) -> None:
@@ -169,10 +176,12 @@ def validate(report: Mapping[str, Any]) -> None:
 
     The compiled check answers the common case (a valid report) in a fraction of the time;
     jsonschema judges, and words the error of, anything it does not pass."""
-    fast, full = _validators()
+    fast = _fast_validator()
     if fast is not None and fast(report):
         return
-    error = jsonschema.exceptions.best_match(full.iter_errors(report))
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(report))
     if error is not None:
         raise error
 

@@ -8,6 +8,7 @@ import contextlib
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -67,6 +68,7 @@ class Scheduler:
         self._writes: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writes_lock = threading.Lock()  # a writer thread and its queue change together
+        self._tasks: set[asyncio.Task[Reply]] = set()  # the calls running on the loop
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -127,7 +129,10 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         for future, key, role, prompt, messages in pending:
             if not future.cancelled():
-                _chain(loop.create_task(self._call(future, key, role, prompt, messages)), future)
+                task = loop.create_task(self._call(future, key, role, prompt, messages))
+                self._tasks.add(task)  # the loop itself holds tasks only weakly
+                task.add_done_callback(self._tasks.discard)
+                _chain(task, future)
 
     async def _call(
         self, future: ReplyFuture, key: str, role: Role, prompt: str, messages: Messages
@@ -206,6 +211,20 @@ class Scheduler:
                 self.cache_error = f"cannot write the reply cache: {self.cache.error}"
             self.cache.close()
 
+    def warm_up(self) -> None:
+        """Start the loop and, if the agent has an ``async start()`` (the HTTP agent's worker
+        processes), that too, so it is ready by the first call. A start that fails is left
+        for the first call to report."""
+        start = getattr(self.agent, "start", None)
+        if start is None:
+            return
+
+        async def warm() -> None:
+            with contextlib.suppress(Exception):
+                await start()
+
+        asyncio.run_coroutine_threadsafe(warm(), self._ensure_loop())
+
     def run_coroutine(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run a coroutine on the scheduler's loop (an asynchronous check, say)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
@@ -270,8 +289,13 @@ def _not_text(reply: object) -> str | None:
 
 
 def _chain(task: asyncio.Task[Reply], future: ReplyFuture) -> None:
-    """Complete ``future`` from ``task``; cancelling ``future`` cancels ``task``."""
+    """Complete ``future`` from ``task``; cancelling ``future`` cancels ``task``.
+
+    ``future`` lives as long as the run and keeps its callbacks, so it holds the task only
+    weakly: a finished task, its coroutine and its context are freed at once (thousands of
+    them would otherwise be walked by every garbage collection until the run ends)."""
     loop = task.get_loop()
+    task_ref = weakref.ref(task)
 
     def copy_outcome(done: asyncio.Task[Reply]) -> None:
         with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled meanwhile
@@ -283,9 +307,10 @@ def _chain(task: asyncio.Task[Reply], future: ReplyFuture) -> None:
                 future.set_result(done.result())
 
     def cancel_task(done: ReplyFuture) -> None:
-        if done.cancelled():
+        running = task_ref()
+        if done.cancelled() and running is not None:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
-                loop.call_soon_threadsafe(task.cancel)
+                loop.call_soon_threadsafe(running.cancel)
 
     task.add_done_callback(copy_outcome)
     future.add_done_callback(cancel_task)

@@ -18,7 +18,6 @@ from .cache import ReplyCache
 from .checks import CheckType
 from .errors import PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
-from .html_report import write_html
 from .items import GateItem, PairFile, PairItem, RolloutItem
 from .judge import Judge
 from .ledger import append_record, read_ledger
@@ -33,7 +32,7 @@ from .report import build_report, render_terminal, write_json, write_markdown
 from .rollout import RolloutResult, RolloutRunner
 from .runner import CallSettings, Scheduler
 from .warning_types import HGDPressureWarning
-from .xdist_support import is_worker, queued_items
+from .xdist_support import is_controller, is_worker, queued_items
 
 
 def _load(spec: str, base: Path, option: str) -> Prompt:
@@ -44,6 +43,12 @@ def _load(spec: str, base: Path, option: str) -> Prompt:
 
 
 TREND_RUNS = 50  # ledger runs shown in the report's pressure trend
+
+
+def _write_html(report: dict[str, Any], path: Path) -> None:
+    from .html_report import write_html  # imported only when an HTML report is asked for
+
+    write_html(report, path)
 
 
 def _checks(config: pytest.Config) -> dict[str, CheckType]:
@@ -134,6 +139,11 @@ class HGDSession:
         if collection_path == self.settings.cache_dir:
             return True
         return None
+
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """Warm the agent up while pytest collects (the HTTP agent's worker process starts)."""
+        if not session.config.option.collectonly and not is_controller(self.config):
+            self.scheduler.warm_up()
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.all_items = list(session.items)
@@ -375,7 +385,7 @@ class HGDSession:
         for path, write in (
             (self.settings.report, write_json),
             (self.settings.markdown, write_markdown),
-            (self.settings.html, write_html),
+            (self.settings.html, _write_html),
         ):
             if path is not None:
                 try:

@@ -10,6 +10,11 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def is_controller(config: pytest.Config) -> bool:
+    """True in the xdist controller process, which runs no test itself."""
+    return config.pluginmanager.has_plugin("dsession")
+
+
 def queued_items(config: pytest.Config, window: int) -> list[int]:
     """Indices (into the session's items) of the tests queued on this worker, next first.
 

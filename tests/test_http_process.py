@@ -278,3 +278,48 @@ def test_a_bad_worker_count_is_a_usage_error(hgd: Gate) -> None:
     result = hgd.run("--hgd-agent=openai:m", "--hgd-candidate=p.txt", "--hgd-http-workers=-1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--hgd-http-workers*-1*a whole number >= 0*"])
+
+
+def test_an_agents_start_runs_while_pytest_collects_and_not_for_collect_only(
+    hgd: Gate,
+) -> None:
+    hgd.pytester.makeconftest("""
+import pathlib, time
+import pytest
+
+EVENTS = pathlib.Path("events.txt")
+
+def note(what):
+    with EVENTS.open("a") as log:
+        log.write(what + "\\n")
+
+class Slow:
+    identity = {"kind": "slow-start"}
+
+    async def start(self):
+        note("start")
+
+    async def reply(self, prompt, messages):
+        note("reply")
+        return "ok"
+
+    async def aclose(self):
+        pass
+
+def pytest_collect_file(file_path, parent):
+    if file_path.name.endswith(".hgd.yaml"):
+        time.sleep(0.5)  # collection is slow: the agent's start has run by its end
+        note("collected " + file_path.name)
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_hgd_make_agent(config, spec):
+    return Slow() if spec == "slow" else None
+""")
+    (hgd.path / "p.txt").write_text("p", encoding="utf-8")
+    hgd.pairs("c.hgd.yaml", conversation({"customer": "hi", "checks": [{"contains": "ok"}]}))
+    events = hgd.path / "events.txt"
+    hgd.run("--hgd-agent=slow", "--hgd-candidate=p.txt", "--collect-only")
+    assert events.read_text().split() == ["collected", "c.hgd.yaml"]
+    events.unlink()
+    hgd.run("--hgd-agent=slow", "--hgd-candidate=p.txt", "--hgd-no-cache").assert_outcomes(passed=1)
+    assert events.read_text().splitlines() == ["start", "collected c.hgd.yaml", "reply"]
