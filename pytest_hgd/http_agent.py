@@ -1,7 +1,8 @@
 """The OpenAI-compatible chat-completions agent (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM).
 
 One shared `httpx.AsyncClient` per agent, created lazily on the running loop, pools
-connections for many concurrent `reply` calls. Retries connection errors, 408/409/429
+connections for many concurrent `reply` calls, on the lean transport of `http_transport`
+(httpx's own where an environment proxy applies). Retries connection errors, 408/409/429
 and 5xx with exponential backoff and full jitter, honouring `Retry-After`, all within
 the per-call timeout. The API key is read once from the environment, kept in memory
 only, and scrubbed from every message built from server output and from the replies.
@@ -10,20 +11,20 @@ only, and scrubbed from every message built from server output and from the repl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from pytest_hgd.errors import AgentError
+from pytest_hgd.http_transport import LeanTransport, proxied
 
 __all__ = ["HTTPAgent", "HTTPAgentSettings", "parse_headers"]
 
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _EXCERPT = 300
 _MASK = "***"
-_SHARD = 2  # connections per httpx client, see _ClientPool
 
 
 @dataclass(frozen=True, repr=False)
@@ -109,7 +109,7 @@ class HTTPAgent:
         self._key = key or None
         self._secrets = _secret_forms(self._key, [value for _, value in settings.headers])
         self._url = settings.base_url.rstrip("/") + "/chat/completions"
-        self._pool: _ClientPool | None = None
+        self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -151,30 +151,43 @@ class HTTPAgent:
 
     async def aclose(self) -> None:
         """Close the pooled connections; the next `reply` opens new ones."""
-        pool, self._pool, self._loop = self._pool, None, None
-        if pool is not None:
-            await pool.aclose()
+        client, self._client, self._loop = self._client, None, None
+        if client is not None:
+            await client.aclose()
 
-    def _pool_for_this_loop(self) -> _ClientPool:
+    def _client_for_this_loop(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        if self._pool is None or self._loop is not loop:
+        if self._client is None or self._loop is not loop:
             s = self._settings
             headers = httpx.Headers({"Accept": "application/json"})
             if self._key:
                 headers["Authorization"] = f"Bearer {self._key}"
             headers.update(httpx.Headers(list(s.headers)))  # replaces names case-blind
-            self._pool = _ClientPool(headers, s.timeout, s.max_connections)
+            limits = httpx.Limits(
+                max_connections=s.max_connections, max_keepalive_connections=s.max_connections
+            )
+            tls = httpx.create_ssl_context()
+            # httpx's own transport where an environment proxy applies; else the lean one.
+            transport = (
+                None if proxied(self._url) else LeanTransport(s.max_connections, ssl_context=tls)
+            )
+            self._client = httpx.AsyncClient(
+                headers=headers,
+                verify=tls,
+                timeout=httpx.Timeout(s.timeout),
+                limits=limits,
+                transport=transport,
+            )
             self._loop = loop
-        return self._pool
+        return self._client
 
     async def _post_with_retries(self, body: dict[str, Any]) -> str:
         s = self._settings
-        pool = self._pool_for_this_loop()
+        client = self._client_for_this_loop()
         deadline = time.monotonic() + s.timeout
         attempt = 0
         while True:
-            with pool.least_busy() as client:
-                outcome = await self._attempt(client, body, attempt)
+            outcome = await self._attempt(client, body, attempt)
             if isinstance(outcome, str):
                 return outcome
             problem, wait = outcome
@@ -275,41 +288,6 @@ def _secret_forms(key: str | None, header_values: list[str]) -> tuple[str, ...]:
         secrets.append(key)
     forms = {form for s in secrets for form in (s, json.dumps(s)[1:-1])}
     return tuple(sorted(forms, key=len, reverse=True))
-
-
-class _ClientPool:
-    """httpx clients that share the connection budget; a request goes to the least busy.
-
-    httpcore's pool does O(connections**2) work per request: one client with 32 connections
-    spends ~3.5 ms of CPU per request, shards of 4 connections ~1 ms.
-    """
-
-    def __init__(self, headers: httpx.Headers, timeout: float, max_connections: int) -> None:
-        shards = -(-max_connections // _SHARD)
-        sizes = [max_connections // shards + (i < max_connections % shards) for i in range(shards)]
-        tls = httpx.create_ssl_context()  # built once: each one costs ~25 ms
-        self._clients = [
-            httpx.AsyncClient(
-                headers=headers,
-                verify=tls,
-                timeout=httpx.Timeout(timeout),
-                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-            )
-            for size in sizes
-        ]
-        self._busy = [0] * shards
-
-    @contextlib.contextmanager
-    def least_busy(self) -> Iterator[httpx.AsyncClient]:
-        index = min(range(len(self._busy)), key=self._busy.__getitem__)
-        self._busy[index] += 1
-        try:
-            yield self._clients[index]
-        finally:
-            self._busy[index] -= 1
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(client.aclose() for client in self._clients))
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

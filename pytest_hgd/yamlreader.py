@@ -74,15 +74,17 @@ class YamlReader:
         """The document's value, or ``NO_DOCUMENT`` when the text holds none; PairFileError
         for bad YAML or a refused value.
 
-        A plain document (no anchors, aliases or explicit tags; string keys; nothing refused)
-        is built straight from the parser's events, ~1.5 times faster than through a node
-        tree and with no tree left for the garbage collector; anything else, valid or not,
-        is read again the general way, which finds and words its first problem."""
-        try:
-            return self._read_plain(text)
-        except _NotPlain:
-            self.lines.clear()
-            self.nodes = 0
+        A plain document of up to SCAN_CHARS characters (no anchors, aliases or explicit
+        tags; string keys; nothing refused) is built straight from the parser's events, ~1.5
+        times faster than through a node tree and with no tree left for the garbage
+        collector; anything else, valid or not, is read again the general way, which finds
+        and words its first problem."""
+        if len(text) <= self.SCAN_CHARS:  # longer: no ordinary pair file; scanned first
+            try:
+                return self._read_plain(text)
+            except _NotPlain:
+                self.lines.clear()
+                self.nodes = 0
         root = self.compose(text)
         return NO_DOCUMENT if root is None else self.value(root, ())
 
