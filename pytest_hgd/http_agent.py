@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from pytest_hgd.deadline import within
 from pytest_hgd.errors import AgentError
 from pytest_hgd.http_transport import LeanTransport, proxied
 
@@ -145,7 +146,7 @@ class HTTPAgent:
         if s.max_tokens is not None:
             body["max_tokens"] = s.max_tokens
         try:
-            return await asyncio.wait_for(self._post_with_retries(body), s.timeout)
+            return await within(s.timeout, self._post_with_retries(body))
         except asyncio.TimeoutError:
             raise self._timed_out() from None
 

@@ -17,17 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import sys
 import urllib.request
-from collections.abc import Awaitable
-from typing import TypeVar
 
 import h11
 import httpx
 
+from .deadline import within
+
 __all__ = ["LeanTransport", "proxied"]
 
-T = TypeVar("T")
 _READ_SIZE = 1 << 16
 Origin = tuple[str, str, int]
 
@@ -40,15 +38,6 @@ def proxied(url: str) -> bool:
     if not (proxies.get(parsed.scheme) or proxies.get("all")):
         return False
     return not urllib.request.proxy_bypass(parsed.host)
-
-
-async def _within(seconds: float | None, awaitable: Awaitable[T]) -> T:
-    if seconds is None:
-        return await awaitable
-    if sys.version_info >= (3, 11):  # a timer, not a task per wait
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
 
 
 class _Connection:
@@ -97,7 +86,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max)
         try:
-            await _within(timeouts.get("pool"), self._slots.acquire())
+            await within(timeouts.get("pool"), self._slots.acquire())
         except asyncio.TimeoutError:
             raise httpx.PoolTimeout("no connection free in time", request=request) from None
         try:
@@ -133,7 +122,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if origin[0] == "https":
             tls = self._ssl or ssl.create_default_context()
         try:
-            reader, writer = await _within(
+            reader, writer = await within(
                 timeouts.get("connect"),
                 asyncio.open_connection(
                     origin[1],
@@ -196,7 +185,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.LocalProtocolError(str(exc), request=request) from None
         try:
             connection.writer.write(data)
-            await _within(timeouts.get("write"), connection.writer.drain())
+            await within(timeouts.get("write"), connection.writer.drain())
         except asyncio.TimeoutError:
             raise httpx.WriteTimeout("sending the request timed out", request=request) from None
         except OSError as exc:
@@ -209,7 +198,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
-                    data = await _within(read_timeout, connection.reader.read(_READ_SIZE))
+                    data = await within(read_timeout, connection.reader.read(_READ_SIZE))
                     if not data and not received:
                         raise _NothingBack("the server closed the connection without a reply")
                     received = True

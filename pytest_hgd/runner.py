@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from .agents import Agent, Messages
 from .cache import ReplyCache, reply_key
+from .deadline import within
 from .errors import AgentError
 from .model import Reply, Role
 
@@ -141,8 +142,8 @@ class Scheduler:
         async with self._semaphore:
             started = time.perf_counter()
             try:
-                text = await asyncio.wait_for(
-                    _no_exit(self.agent.reply(prompt, messages)), self.settings.timeout
+                text = await within(
+                    self.settings.timeout, _no_exit(self.agent.reply(prompt, messages))
                 )
                 problem = _not_text(text)
                 if problem is not None:
