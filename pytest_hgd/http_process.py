@@ -231,14 +231,19 @@ class _Worker:
                 future.set_exception(self._dead)
 
     async def close(self) -> None:
+        """Stop the worker. It holds no state worth a graceful exit (no call is waiting by
+        now, it writes no file), so it is sent SIGTERM rather than waited for: its own exit
+        on end of input takes the 40-70 ms of an interpreter's shutdown, at the end of
+        every run."""
         if self._dead is None:
             self._dead = self._local.error("the HTTP agent's worker process was closed")
         if not self._stdin.writer.is_closing():
-            self._stdin.flush()
             self._stdin.writer.close()
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
         try:
             await asyncio.wait_for(self.process.wait(), 5)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # pragma: no cover - SIGTERM is not caught
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()

@@ -43,6 +43,18 @@ def settings(base_url: str, **overrides: Any) -> HTTPAgentSettings:
     return HTTPAgentSettings(**fields)
 
 
+def reply_once(agent: ProcessHTTPAgent) -> str:
+    """One call to ``agent`` on a loop of its own, then the agent closed."""
+
+    async def call() -> str:
+        try:
+            return await agent.reply("p", MESSAGES)
+        finally:
+            await agent.aclose()
+
+    return asyncio.run(call())
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -100,18 +112,11 @@ def test_errors_and_retries_cross_the_pipe_scrubbed(
         Fault(status=400, message=f"bad request with {KEY}"),  # not retried: the error
     )
     agent = ProcessHTTPAgent(settings(server.base_url), workers=1)
-
-    async def call() -> str:
-        try:
-            return await agent.reply("p", MESSAGES)
-        finally:
-            await agent.aclose()
-
     with (
         caplog.at_level(logging.DEBUG, logger="pytest_hgd.http_agent"),
         pytest.raises(AgentError) as info,
     ):
-        asyncio.run(call())
+        reply_once(agent)
     message = str(info.value)
     assert message.startswith("openai agent: HTTP 400 from ")
     assert "bad request with ***" in message and KEY not in message
@@ -172,14 +177,7 @@ def test_the_worker_imports_the_package_not_the_current_directorys_modules(
     (tmp_path / "httpx.py").write_text("raise ImportError('shadowed')\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     agent = ProcessHTTPAgent(settings(server.base_url), workers=1)
-
-    async def call() -> str:
-        try:
-            return await agent.reply("p", MESSAGES)
-        finally:
-            await agent.aclose()
-
-    assert asyncio.run(call()).startswith("Re: How much is the RAV4?")
+    assert reply_once(agent).startswith("Re: How much is the RAV4?")
 
 
 def test_the_worker_exits_when_its_parent_is_killed(server: OpenAIServer, tmp_path: Path) -> None:

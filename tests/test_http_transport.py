@@ -551,6 +551,30 @@ def test_an_unsolicited_408_on_an_idle_connection_is_not_taken_for_the_next_repl
     assert [(r.status_code, r.text) for r in responses] == [(200, "/first"), (200, "/second")]
 
 
+def test_bytes_past_a_reply_are_not_taken_for_the_next_reply() -> None:
+    """A reply followed, in the same write, by bytes no request asked for: the connection
+    is not kept, so the next request gets its own reply on a new connection."""
+
+    async def trails(
+        server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while (request := await server.read_request(reader)) is not None:
+            writer.write(http11(request.target.encode(), "Connection: keep-alive") + b"junk")
+            await writer.drain()
+
+    async def main() -> tuple[list[str], int]:
+        async with (
+            RawServer(trails) as raw,
+            client(LeanTransport(max_connections=1), timeout=1.0) as http,
+        ):
+            texts = [(await http.get(raw.url + f"/{i}")).text for i in range(3)]
+            return texts, raw.connections
+
+    texts, connections = asyncio.run(main())
+    assert texts == ["/0", "/1", "/2"]
+    assert connections == 3
+
+
 # -- errors map to httpx exceptions -------------------------------------------------------
 
 
