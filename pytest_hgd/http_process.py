@@ -101,7 +101,7 @@ class ProcessHTTPAgent:
         return await worker.call(prompt, messages)
 
     async def aclose(self) -> None:
-        """Close every worker's stdin and wait for it to exit (killed after 5 s)."""
+        """Stop every worker (see `_Worker.close`); the next call starts new ones."""
         workers, self._workers, self._loop = self._workers, [], None
         await asyncio.gather(*(worker.close() for worker in workers))
 

@@ -71,7 +71,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
     At most ``max_connections`` requests are in flight at once (the others wait), and at
     most that many connections are kept open between requests. A request on a kept
     connection that the server had closed meanwhile (no response byte came back) is sent
-    again once on a new connection, as browsers do.
+    again on another connection, as browsers do; on a new connection, never.
     """
 
     def __init__(self, max_connections: int = 32, ssl_context: ssl.SSLContext | None = None):
