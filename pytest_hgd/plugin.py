@@ -61,7 +61,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[SESSION_KEY]
         # pytest's clean-up, next, runs gc.collect() five times over every object still
         # alive, to report errors raised by finalizers: 0.35 s after 1000 pairs. One
-        # collection here reports them the same way; what survives it is alive, so it is
-        # frozen out of the five (at exit, Python does not collect it anyway).
+        # collection here reports those the same way; what survives it is still in use, so
+        # it is frozen out of the five (at exit, Python does not collect it anyway; a
+        # process that runs pytest in-process more than once keeps it frozen).
         gc.collect()
         gc.freeze()
