@@ -164,21 +164,18 @@ class HTTPAgent:
             if self._key:
                 headers["Authorization"] = f"Bearer {self._key}"
             headers.update(httpx.Headers(list(s.headers)))  # replaces names case-blind
-            limits = httpx.Limits(
-                max_connections=s.max_connections, max_keepalive_connections=s.max_connections
-            )
-            tls = httpx.create_ssl_context()
-            # httpx's own transport where an environment proxy applies; else the lean one.
-            transport = (
-                None if proxied(self._url) else LeanTransport(s.max_connections, ssl_context=tls)
-            )
-            self._client = httpx.AsyncClient(
-                headers=headers,
-                verify=tls,
-                timeout=httpx.Timeout(s.timeout),
-                limits=limits,
-                transport=transport,
-            )
+            timeout = httpx.Timeout(s.timeout)
+            if proxied(self._url):  # httpx's own transport, which speaks to the proxy
+                limits = httpx.Limits(
+                    max_connections=s.max_connections,
+                    max_keepalive_connections=s.max_connections,
+                )
+                self._client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits)
+            else:
+                transport = LeanTransport(s.max_connections)
+                self._client = httpx.AsyncClient(
+                    headers=headers, timeout=timeout, transport=transport
+                )
             self._loop = loop
         return self._client
 

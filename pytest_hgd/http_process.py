@@ -32,6 +32,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from .deadline import within
 from .errors import AgentError
 from .http_agent import HTTPAgent, HTTPAgentSettings, log
 
@@ -78,10 +79,6 @@ class ProcessHTTPAgent:
         self._workers: list[_Worker] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._starting: asyncio.Lock | None = None
-
-    @property
-    def settings(self) -> HTTPAgentSettings:
-        return self._settings
 
     @property
     def identity(self) -> dict[str, object]:
@@ -162,7 +159,7 @@ class _Worker:
                 "Set hgd_http_workers = 0 to make the calls from the pytest process"
             ) from None
         worker = cls(process, local)
-        worker._send({"settings": _settings_to_json(settings)})
+        worker._send({"settings": dataclasses.asdict(settings)})
         return worker
 
     async def call(self, prompt: str, messages: list[dict[str, str]]) -> str:
@@ -220,7 +217,7 @@ class _Worker:
     async def _died(self, reason: str) -> None:
         """Every waiting call, and every later one, fails with why the worker is gone."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.process.wait(), 5)
+            await within(5, self.process.wait())
         if self._dead is None:
             status = self.process.returncode
             said = " | ".join(line for line in self._stderr if line.strip())
@@ -242,16 +239,12 @@ class _Worker:
         with contextlib.suppress(ProcessLookupError):
             self.process.terminate()
         try:
-            await asyncio.wait_for(self.process.wait(), 5)
+            await within(5, self.process.wait())
         except asyncio.TimeoutError:  # pragma: no cover - SIGTERM is not caught
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _settings_to_json(settings: HTTPAgentSettings) -> dict[str, Any]:
-    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
 
 
 def _settings_from_json(data: dict[str, Any]) -> HTTPAgentSettings:

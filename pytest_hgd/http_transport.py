@@ -120,7 +120,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
             connection.close()
         tls: ssl.SSLContext | None = None
         if origin[0] == "https":
-            tls = self._ssl or ssl.create_default_context()
+            if self._ssl is None:  # made once, on first use: each one costs ~25 ms
+                self._ssl = httpx.create_ssl_context()  # httpx's own default trust
+            tls = self._ssl
         try:
             reader, writer = await within(
                 timeouts.get("connect"),
@@ -157,8 +159,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.RemoteProtocolError(str(exc), request=request) from None
         finally:
             if keep and not self._closed:
-                self._idle.setdefault(_origin(request), []).append(connection)
-                self._trim(_origin(request))
+                self._keep(_origin(request), connection)
             else:  # failed, cancelled or not keep-alive: never reused half-read
                 connection.close()
 
@@ -237,9 +238,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
         )
         return response, keep
 
-    def _trim(self, origin: Origin) -> None:
-        idle = self._idle[origin]
-        while len(idle) > self._max:
+    def _keep(self, origin: Origin, connection: _Connection) -> None:
+        """Back to the pool; the oldest kept connection closes beyond ``max_connections``."""
+        idle = self._idle.setdefault(origin, [])
+        idle.append(connection)
+        if len(idle) > self._max:
             idle.pop(0).close()
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +87,21 @@ class Gate:
         """In a fresh interpreter: for HTTP runs, where httpx's lazily imported modules must
         not be swapped by pytester's in-process module snapshot between runs."""
         return self.pytester.runpytest_subprocess("--hgd", "-p", "no:cacheprovider", *args)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """``python -m pytest --hgd`` in the background, output (with stderr) on a pipe.
+
+        A shell without job control starts background jobs with SIGINT ignored, and Python
+        then never turns it into KeyboardInterrupt: the run gets the default, as from a
+        terminal."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--hgd", "-p", "no:cacheprovider", *args],
+            cwd=self.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
 
     def report(self, name: str = "report.json") -> dict[str, Any]:
         from pytest_hgd.report import validate

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -145,20 +144,7 @@ def _wait_for(path: Path, process: subprocess.Popen[str], seconds: float) -> boo
 
 def _start_hanging_run(hgd: Gate) -> subprocess.Popen[str]:
     _faulty(hgd, ["ok-1", "hang", "ok-2"])
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--hgd",
-        "-p",
-        "no:cacheprovider",
-        "--hgd-candidate=p.txt",
-        "--hgd-timeout=1",
-        "--hgd-report=report.json",
-    ]
-    return subprocess.Popen(
-        command, cwd=hgd.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    return hgd.start("--hgd-candidate=p.txt", "--hgd-timeout=1", "--hgd-report=report.json")
 
 
 def test_a_sync_call_past_the_timeout_is_an_error_and_the_report_is_written(hgd: Gate) -> None:

@@ -28,22 +28,13 @@ def test_two_runs_at_once_share_one_ledger_and_one_cache(hgd: Gate) -> None:
     shared = hgd.path / "shared"
 
     def start(candidate: str, report: str) -> subprocess.Popen[str]:
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--hgd",
-            "-p",
-            "no:cacheprovider",
+        return hgd.start(
             "--hgd-baseline=base.txt",
             f"--hgd-candidate={candidate}",
             f"--hgd-ledger={shared / 'ledger.jsonl'}",
             f"--hgd-cache-dir={shared / 'cache'}",
             f"--hgd-report={report}",
             "--hgd-concurrency=2",
-        ]
-        return subprocess.Popen(
-            command, cwd=hgd.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
 
     runs = [start("one.txt", "one.json"), start("two.txt", "two.json")]

@@ -217,22 +217,7 @@ def test_ctrl_c_stops_the_gate_and_its_worker(hgd: Gate) -> None:
         hgd.pytester.makeini(
             f"[pytest]\nhgd_agent = openai:m\nhgd_base_url = {server.base_url}\nhgd_api_key_env =\n"
         )
-        gate = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "--hgd",
-                "-p",
-                "no:cacheprovider",
-                "--hgd-candidate=p.txt",
-            ],
-            cwd=hgd.path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        gate = hgd.start("--hgd-candidate=p.txt")
         deadline = time.monotonic() + 30
         while len(server.requests) < 10 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 from conftest import Gate, conversation
@@ -29,27 +27,7 @@ def test_ctrl_c_stops_promptly_and_leaves_no_partial_files(hgd: Gate) -> None:
     hgd.prompt("p.txt", {"*": "SLEEP:0.5"})
     pairs = [{"id": f"a{i:02}", "customer": f"a{i:02}", "checks": CHECK} for i in range(40)]
     hgd.pairs("c.hgd.yaml", conversation(*pairs))
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--hgd",
-        "--hgd-candidate=p.txt",
-        "--hgd-concurrency=2",
-        "--hgd-report=report.json",
-        "-p",
-        "no:cacheprovider",
-    ]
-    # A shell without job control starts background jobs with SIGINT ignored, and Python
-    # then never turns it into KeyboardInterrupt: give the run the default, as a terminal does.
-    process = subprocess.Popen(
-        command,
-        cwd=hgd.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = hgd.start("--hgd-candidate=p.txt", "--hgd-concurrency=2", "--hgd-report=report.json")
     time.sleep(2.5)
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
