@@ -8,13 +8,19 @@ event loop of its own, so the HTTP work runs on another core while pytest runs t
 
 The wire is JSON Lines over the worker's stdin and stdout. The parent sends the settings
 first, then ``{"id": N, "prompt": ..., "messages": [...]}`` per call and ``{"cancel": N}``
-when a call is abandoned; the worker answers ``{"id": N, "reply": ...}`` or
-``{"id": N, "error": ...}`` as each call finishes, in any order, and ``{"log": LEVEL,
-"message": ...}`` for each record the HTTP agent logs (a retry, say), which the parent logs
-again under the same logger. The worker reads the API key
-from its own environment (inherited), so the key never crosses the pipe. It ignores Ctrl-C
-(the parent decides when to stop) and exits when its stdin closes, including when the
-parent is killed.
+when a call is abandoned; the worker answers ``{"id": N, "reply": ...}``, ``{"id": N,
+"error": ...}`` or ``{"id": N, "timeout": true}`` as each call finishes, in any order, and
+``{"log": LEVEL, "message": ...}`` for each record the HTTP agent logs (a retry, say), which
+the parent logs again under the same logger. The worker reads the API key from its own
+environment (inherited), so the key never crosses the pipe. It ignores Ctrl-C (the parent
+decides when to stop) and exits when its stdin closes, including when the parent is killed.
+
+The workers hold the queue of calls (`ProcessHTTPAgent.queues_calls`): the scheduler hands
+over every call at once, each worker runs at most its share of the gate's concurrency and
+times each call from its start, and a call that finishes makes room for the next one in the
+worker itself. Were the queue in pytest's process, every call would wait for a round trip
+through the pipe and for pytest's GIL before it started (about 2.5 ms a call, measured in
+docs/performance.md).
 
 The worker is this module's `main`.
 """
@@ -68,14 +74,21 @@ class _Lines:
 
 
 class ProcessHTTPAgent:
-    """`HTTPAgent` in ``workers`` processes; same identity, so the reply cache is shared."""
+    """`HTTPAgent` in ``workers`` processes; same identity, so the reply cache is shared.
+
+    The settings' ``max_connections`` is the number of calls in flight (the gate's
+    concurrency), split exactly between the workers, and ``timeout`` bounds each call from
+    the moment its worker starts it; a call past it raises `asyncio.TimeoutError`.
+    """
+
+    queues_calls = True  # the scheduler leaves the bound on calls in flight and timeouts to us
 
     def __init__(self, settings: HTTPAgentSettings, workers: int) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers!r}")
         self._local = HTTPAgent(settings)  # identity, repr and scrubbing; never calls
         self._settings = settings
-        self._workers_wanted = workers
+        self._workers_wanted = min(workers, settings.max_connections)  # each needs a slot
         self._workers: list[_Worker] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._starting: asyncio.Lock | None = None
@@ -92,9 +105,10 @@ class ProcessHTTPAgent:
         await self._running_workers()
 
     async def reply(self, prompt: str, messages: list[dict[str, str]]) -> str:
-        """The reply from the least busy worker process (started on the first call)."""
+        """The reply from the worker with the shortest queue per slot (started on the first
+        call)."""
         workers = await self._running_workers()
-        worker = min(workers, key=lambda w: len(w.calls))
+        worker = min(workers, key=lambda w: len(w.calls) / w.slots)
         return await worker.call(prompt, messages)
 
     async def aclose(self) -> None:
@@ -111,11 +125,13 @@ class ProcessHTTPAgent:
         assert self._starting is not None
         async with self._starting:
             if not self._workers:
-                share = -(-self._settings.max_connections // self._workers_wanted)
-                settings = dataclasses.replace(self._settings, max_connections=share)
+                count = self._workers_wanted
+                slots, extra = divmod(self._settings.max_connections, count)
                 workers = []
                 try:
-                    for _ in range(self._workers_wanted):
+                    for index in range(count):
+                        share = slots + (index < extra)
+                        settings = dataclasses.replace(self._settings, max_connections=share)
                         workers.append(await _Worker.start(settings, self._local))
                 except BaseException:
                     await asyncio.gather(*(worker.close() for worker in workers))
@@ -127,8 +143,9 @@ class ProcessHTTPAgent:
 class _Worker:
     """One worker process and the calls waiting for its answers."""
 
-    def __init__(self, process: asyncio.subprocess.Process, local: HTTPAgent) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, local: HTTPAgent, slots: int) -> None:
         self.process = process
+        self.slots = slots  # calls it runs at once; the rest of ``calls`` wait in it
         self.calls: dict[int, asyncio.Future[str]] = {}
         self._local = local
         self._next_id = 0
@@ -158,7 +175,7 @@ class _Worker:
                 f"cannot start the HTTP agent's worker process ({sys.executable}): {exc}. "
                 "Set hgd_http_workers = 0 to make the calls from the pytest process"
             ) from None
-        worker = cls(process, local)
+        worker = cls(process, local, settings.max_connections)
         worker._send({"settings": dataclasses.asdict(settings)})
         return worker
 
@@ -199,6 +216,8 @@ class _Worker:
                     continue  # cancelled meanwhile
                 if "reply" in answer:
                     future.set_result(answer["reply"])
+                elif answer.get("timeout"):
+                    future.set_exception(asyncio.TimeoutError())
                 else:
                     future.set_exception(AgentError(str(answer.get("error"))))
         except (ValueError, OSError) as exc:
@@ -272,10 +291,15 @@ async def _serve() -> int:
     log.setLevel(logging.DEBUG)
     log.propagate = False
     running: dict[int, asyncio.Task[None]] = {}
+    slots = asyncio.Semaphore(agent.settings.max_connections)
 
     async def answer(call_id: int, prompt: str, messages: list[dict[str, str]]) -> None:
         try:
-            message: dict[str, Any] = {"id": call_id, "reply": await agent.reply(prompt, messages)}
+            async with slots:  # queued calls wait here, in the order they came
+                reply = await within(agent.settings.timeout, agent.reply(prompt, messages))
+            message: dict[str, Any] = {"id": call_id, "reply": reply}
+        except asyncio.TimeoutError:  # the parent words it as every other agent's timeout
+            message = {"id": call_id, "timeout": True}
         except AgentError as exc:
             message = {"id": call_id, "error": str(exc)}
         except Exception as exc:  # a bug here must still answer the call, scrubbed

@@ -109,7 +109,6 @@ class Reply:
     text: str | None
     error: str | None = None
     cached: bool = False
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

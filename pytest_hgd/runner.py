@@ -7,7 +7,6 @@ import concurrent.futures
 import contextlib
 import queue
 import threading
-import time
 import weakref
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
@@ -139,32 +138,33 @@ class Scheduler:
         self, future: ReplyFuture, key: str, role: Role, prompt: str, messages: Messages
     ) -> Reply:
         assert self._semaphore is not None  # set before the loop runs anything
-        async with self._semaphore:
-            started = time.perf_counter()
+        slot: contextlib.AbstractAsyncContextManager[Any] = self._semaphore
+        timeout: float | None = self.settings.timeout
+        if getattr(self.agent, "queues_calls", False):  # it bounds and times its calls itself
+            slot, timeout = contextlib.nullcontext(), None
+        async with slot:
             try:
-                text = await within(
-                    self.settings.timeout, _no_exit(self.agent.reply(prompt, messages))
-                )
+                text = await within(timeout, _no_exit(self.agent.reply(prompt, messages)))
                 problem = _not_text(text)
                 if problem is not None:
                     raise AgentError(problem)
             except asyncio.TimeoutError:
                 error = f"agent call timed out after {self.settings.timeout:g} s (--hgd-timeout)"
-                return Reply(None, error, seconds=time.perf_counter() - started)
+                return Reply(None, error)
             except AgentError as exc:
-                return Reply(None, str(exc), seconds=time.perf_counter() - started)
+                return Reply(None, str(exc))
             except asyncio.CancelledError as exc:
                 if future.cancelled():  # the scheduler cancelled it: the run is stopping
                     raise
                 error = f"agent raised {describe_exception(exc)}"
-                return Reply(None, error, seconds=time.perf_counter() - started)
+                return Reply(None, error)
             except Exception as exc:
                 cause = exc.original if isinstance(exc, _AgentExit) else exc
                 error = f"agent raised {describe_exception(cause)}"
-                return Reply(None, error, seconds=time.perf_counter() - started)
+                return Reply(None, error)
             if self.cache is not None and self.settings.write_cache:
                 self._store(key, text)
-            return Reply(text, seconds=time.perf_counter() - started)
+            return Reply(text)
 
     def _store(self, key: str, text: str) -> None:
         with self._writes_lock:

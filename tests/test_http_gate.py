@@ -113,6 +113,39 @@ def test_http_calls_run_concurrently(hgd: Gate, monkeypatch: pytest.MonkeyPatch)
     assert auth is None  # no key in the environment: no Authorization header
 
 
+@pytest.mark.parametrize("workers", ["0", "1", "2"])
+def test_a_slow_reply_times_out_and_queued_calls_wait_without_their_clock_running(
+    hgd: Gate, workers: str
+) -> None:
+    """At concurrency 1, four calls of 0.3 s wait 0.9 s in turn under a 0.8 s timeout: each
+    call's clock starts when it does, wherever the queue is (with workers, in them)."""
+    (hgd.path / "p.txt").write_text("prompt", encoding="utf-8")
+    pairs = [{"id": f"p{i}", "customer": f"m{i}", "checks": [{"contains": "Re"}]} for i in range(4)]
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(*pairs, {"id": "slow", "customer": "s", "checks": [{"contains": "Re"}]}),
+    )
+    with OpenAIServer(latency=0.3) as server:
+        http_ini(hgd, server, f"hgd_http_workers = {workers}\n")
+        server.push(*[Fault()] * 4, Fault(delay=5))
+        result = hgd.run_subprocess(
+            "--hgd-candidate=p.txt",
+            "--hgd-concurrency=1",
+            "--hgd-timeout=0.8",
+            "--hgd-report=report.json",
+        )
+        peak = server.peak_in_flight
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of hgd locked pair slow*",
+            "*agent call timed out after 0.8 s (--hgd-timeout)",
+        ]
+    )
+    assert peak == 1
+    assert hgd.report()["counts"]["error"] == 1
+
+
 def test_connection_refused_is_an_error(hgd: Gate) -> None:
     (hgd.path / "p.txt").write_text("prompt", encoding="utf-8")
     hgd.pairs(

@@ -147,6 +147,38 @@ def test_a_cancelled_call_is_stopped_in_the_worker_and_the_rest_go_on(
     assert time.monotonic() - started < 10  # neither the call nor closing waited for it
 
 
+def test_the_workers_split_the_concurrency_exactly_and_hold_the_queue() -> None:
+    """Three slots over two workers (2 + 1): never more than three calls in flight, all of
+    twelve 0.25 s calls queued at once, and none timed out by the 0.6 s it waited."""
+
+    async def calls(agent: ProcessHTTPAgent) -> list[str]:
+        try:
+            return await asyncio.gather(
+                *(agent.reply(f"Be brief.\nline {i}", MESSAGES) for i in range(12))
+            )
+        finally:
+            await agent.aclose()
+
+    with OpenAIServer(latency=0.25) as srv:
+        agent = ProcessHTTPAgent(settings(srv.base_url, max_connections=3, timeout=0.6), 2)
+        assert agent.queues_calls
+        replies = asyncio.run(calls(agent))
+        assert srv.peak_in_flight == 3
+        assert srv.calls == 12
+    assert [r.split(" | ")[1].split(" [")[0] for r in replies] == [f"line {i}" for i in range(12)]
+
+
+def test_a_call_past_the_timeout_raises_timeout_error_from_the_worker(
+    server: OpenAIServer,
+) -> None:
+    server.push(Fault(delay=5))
+    agent = ProcessHTTPAgent(settings(server.base_url, timeout=0.3), workers=1)
+    started = time.monotonic()
+    with pytest.raises(asyncio.TimeoutError):
+        reply_once(agent)
+    assert time.monotonic() - started < 3
+
+
 def test_a_worker_that_dies_fails_its_calls_with_the_reason(server: OpenAIServer) -> None:
     server.push(Fault(delay=30))
     agent = ProcessHTTPAgent(settings(server.base_url), workers=1)
