@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import shlex
 import warnings
 from collections.abc import Generator
@@ -147,6 +148,11 @@ class HGDSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.all_items = list(session.items)
+        if not session.config.option.collectonly:
+            # What collection built (items, pairs, their checks) lives until the run ends.
+            # Frozen, it is left out of the full garbage collections during the run, each of
+            # which would walk it again: about 45 ms apiece with 1000 pairs, in the summary.
+            gc.freeze()
 
     # scheduling ---------------------------------------------------------------------------
     def _runnable(self, item: pytest.Item | None) -> bool:

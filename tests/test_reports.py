@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import jsonschema
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.report import report_schema, validate
+from pytest_hgd.report import json_text, report_schema, validate
 
 
 def setup_suite(hgd: Gate) -> tuple[str, ...]:
@@ -107,6 +109,31 @@ def test_json_report(hgd: Gate) -> None:
             "next: *--lf",
         ]
     )
+
+
+def test_the_json_report_is_indented_with_one_line_per_pair(hgd: Gate) -> None:
+    hgd.run(*setup_suite(hgd))
+    text = (hgd.path / "report.json").read_text(encoding="utf-8")
+    report = json.loads(text)
+    assert text == json_text(report)
+    lines = text.splitlines()
+    assert lines[:3] == ["{", '  "schema_version": 1,', '  "verdict": "fail",']
+    start = lines.index('  "pairs": [') + 1
+    end = start + len(report["pairs"])
+    assert [json.loads(row.rstrip(",")) for row in lines[start:end]] == report["pairs"]
+    assert lines[end] == "  ],"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [], "b": {}, "c": [1, {"x": "ünï ✓"}], "d": None},
+        {"pairs": [{"id": "a\nb", "reply": 'say "hi"\u2028'}], "nested": {"k": [1, 2]}},
+        {},
+    ],
+)
+def test_json_text_reads_back_as_the_same_value(value: dict[str, object]) -> None:
+    assert json.loads(json_text(value)) == value
 
 
 def test_markdown_report(hgd: Gate) -> None:
