@@ -220,6 +220,7 @@ class OpenAIServer:
     ) -> bool:
         """Read and answer one request; False when the connection should close."""
         request_line = await reader.readline()
+        arrived = asyncio.get_running_loop().time()
         if not request_line.strip():
             return False
         method, target, _version = request_line.decode("latin-1").split(maxsplit=2)
@@ -246,7 +247,7 @@ class OpenAIServer:
             with self._lock:
                 self._requests.append(RecordedRequest(method, path, headers, body))
         if method == "POST" and path == "/v1/chat/completions":
-            return await self._chat(writer, body, keep_alive) and keep_alive
+            return await self._chat(writer, body, keep_alive, arrived) and keep_alive
         if method == "GET" and path == "/v1/models":
             models = {"object": "list", "data": [{"id": "echo", "object": "model"}]}
             await self._send(writer, 200, json.dumps(models).encode(), keep_alive=keep_alive)
@@ -254,37 +255,47 @@ class OpenAIServer:
             await self._send(writer, 404, _error_body(f"no route {method} {path}"), keep_alive)
         return keep_alive
 
-    async def _chat(self, writer: asyncio.StreamWriter, body: Any, keep_alive: bool) -> bool:
+    async def _chat(
+        self, writer: asyncio.StreamWriter, body: Any, keep_alive: bool, arrived: float
+    ) -> bool:
+        """Answer ``latency`` (plus the fault's delay) after the request arrived: the answer
+        is made first and the wait is what is left, so the server's own work does not add to
+        the latency a benchmark is measured against."""
         self.calls += 1
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             fault = self._faults.popleft() if self._faults else Fault()
-            await asyncio.sleep(self.latency + fault.delay)
+            status, payload, extra = self._answer(fault, body)
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(max(0.0, arrived + self.latency + fault.delay - loop.time()))
             if fault.drop:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
                 writer.write(b'Content-Length: 500\r\n\r\n{"id": "chatcmpl-')
                 await writer.drain()
                 return False
-            if fault.malformed:
-                await self._send(writer, 200, b'{"choices": [{"message": ', keep_alive)
-                return True
-            extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            if fault.body is not None:
-                await self._send(writer, fault.status, fault.body.encode(), keep_alive, extra)
-                return True
-            if fault.status != 200:
-                payload = _error_body(fault.message or f"scripted HTTP {fault.status}")
-                await self._send(writer, fault.status, payload, keep_alive, extra)
-                return True
-            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                await self._send(writer, 400, _error_body("body must be JSON with messages"))
-                return True
-            content = fault.content if fault.content is not None else self.reply(body)
-            await self._send(writer, 200, _completion(body, content), keep_alive)
+            await self._send(writer, status, payload, keep_alive, extra)
             return True
         finally:
             self.in_flight -= 1
+
+    def _answer(self, fault: Fault, body: Any) -> tuple[int, bytes, dict[str, str]]:
+        """Status, body and extra headers of the answer to a chat request under ``fault``."""
+        if fault.malformed:
+            return 200, b'{"choices": [{"message": ', {}
+        extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        if fault.body is not None:
+            return fault.status, fault.body.encode(), extra
+        if fault.status != 200:
+            return (
+                fault.status,
+                _error_body(fault.message or f"scripted HTTP {fault.status}"),
+                extra,
+            )
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return 400, _error_body("body must be JSON with messages"), {}
+        content = fault.content if fault.content is not None else self.reply(body)
+        return 200, _completion(body, content), {}
 
     async def _send(
         self,
