@@ -174,7 +174,3 @@ def load_python_agent(target: str, rootdir: Path, concurrency: int) -> PythonAge
     except ValueError:  # builtins without a signature: trust them
         pass
     return PythonAgent(target, function, _source_hash(module), concurrency)
-
-
-def is_http_spec(spec: str) -> bool:
-    return spec.startswith("openai:")

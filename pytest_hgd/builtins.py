@@ -11,17 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from .agents import Agent, AgentSpecError, is_http_spec, load_python_agent
+from .agents import Agent, AgentSpecError, load_python_agent
 from .checks import BUILTIN_CHECKS, CheckType
 from .http_agent import HTTPAgent, HTTPAgentSettings
 from .http_process import ProcessHTTPAgent
+from .http_spawn import SpareWorkers
 from .judge import Judge
 from .mutators import BUILTIN_MUTATORS, Mutator
-from .options import Settings
+from .options import Settings, is_http_spec
 
 
-def make_agent(settings: Settings, rootdir: Path) -> Agent:
-    """The agent named by ``--hgd-agent``: ``openai:MODEL`` or ``package.module:function``."""
+def make_agent(settings: Settings, rootdir: Path, spares: SpareWorkers | None = None) -> Agent:
+    """The agent named by ``--hgd-agent``: ``openai:MODEL`` or ``package.module:function``.
+    The HTTP agent's worker processes start from ``spares``, those started early."""
     if not is_http_spec(settings.agent):
         return load_python_agent(settings.agent, rootdir, settings.concurrency)
     http = settings.http
@@ -40,16 +42,17 @@ def make_agent(settings: Settings, rootdir: Path) -> Agent:
     except ValueError as exc:
         raise AgentSpecError(str(exc)) from None
     if http.workers:
-        return ProcessHTTPAgent(http_settings, http.workers)
+        return ProcessHTTPAgent(http_settings, http.workers, spares)
     return HTTPAgent(http_settings)
 
 
 class Builtins:
     """Registered as the plugin ``hgd-builtins`` while ``pytest --hgd`` runs."""
 
-    def __init__(self, settings: Settings, judge: Judge) -> None:
+    def __init__(self, settings: Settings, judge: Judge, spares: SpareWorkers | None) -> None:
         self.settings = settings
         self.judge = judge
+        self.spares = spares
 
     @pytest.hookimpl(trylast=True)
     def pytest_hgd_checks(self, config: pytest.Config) -> Sequence[CheckType]:
@@ -59,7 +62,7 @@ class Builtins:
     def pytest_hgd_make_agent(self, config: pytest.Config, spec: str) -> Agent | None:
         if spec != self.settings.agent:  # the built-ins read their settings from the options
             return None
-        return make_agent(self.settings, config.rootpath)
+        return make_agent(self.settings, config.rootpath, self.spares)
 
     @pytest.hookimpl(trylast=True)
     def pytest_hgd_mutators(self, config: pytest.Config) -> Mapping[str, Mutator]:

@@ -35,21 +35,18 @@ import logging
 import signal
 import sys
 from collections import deque
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .deadline import within
 from .errors import AgentError
 from .http_agent import HTTPAgent, HTTPAgentSettings, log
+from .http_spawn import SpareWorkers, Worker, spawn_worker
 
 __all__ = ["ProcessHTTPAgent"]
 
 _LINE_LIMIT = 1 << 30  # one reply or conversation per line, whatever its size
 _STDERR_LINES = 20  # the worker's last stderr lines, shown if it dies
-# The package's own directory first (not the current one, whose modules could shadow httpx).
-_BOOTSTRAP = (
-    "import sys; sys.path[0] = {root!r}; from pytest_hgd.http_process import main; sys.exit(main())"
-)
+_EXIT_POLL = 0.005  # seconds between looks at a stopping worker
 
 
 class _Lines:
@@ -83,11 +80,14 @@ class ProcessHTTPAgent:
 
     queues_calls = True  # the scheduler leaves the bound on calls in flight and timeouts to us
 
-    def __init__(self, settings: HTTPAgentSettings, workers: int) -> None:
+    def __init__(
+        self, settings: HTTPAgentSettings, workers: int, spares: SpareWorkers | None = None
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers!r}")
         self._local = HTTPAgent(settings)  # identity, repr and scrubbing; never calls
         self._settings = settings
+        self._spares = spares  # workers started early (`http_spawn`), taken first
         self._workers_wanted = min(workers, settings.max_connections)  # each needs a slot
         self._workers: list[_Worker] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,7 +132,8 @@ class ProcessHTTPAgent:
                     for index in range(count):
                         share = slots + (index < extra)
                         settings = dataclasses.replace(self._settings, max_connections=share)
-                        workers.append(await _Worker.start(settings, self._local))
+                        spare = self._spares.take() if self._spares else None
+                        workers.append(await _Worker.start(settings, self._local, spare))
                 except BaseException:
                     await asyncio.gather(*(worker.close() for worker in workers))
                     raise
@@ -143,7 +144,13 @@ class ProcessHTTPAgent:
 class _Worker:
     """One worker process and the calls waiting for its answers."""
 
-    def __init__(self, process: asyncio.subprocess.Process, local: HTTPAgent, slots: int) -> None:
+    def __init__(
+        self,
+        process: Worker,
+        local: HTTPAgent,
+        slots: int,
+        pipes: tuple[asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamReader],
+    ) -> None:
         self.process = process
         self.slots = slots  # calls it runs at once; the rest of ``calls`` wait in it
         self.calls: dict[int, asyncio.Future[str]] = {}
@@ -151,31 +158,34 @@ class _Worker:
         self._next_id = 0
         self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
         self._dead: AgentError | None = None
-        assert process.stdin is not None  # created with stdin=PIPE
-        self._stdin = _Lines(process.stdin, asyncio.get_running_loop())
+        stdin, stdout, stderr = pipes
+        self._stdin = _Lines(stdin, asyncio.get_running_loop())
         self._tasks = [
-            asyncio.ensure_future(self._read_answers()),
-            asyncio.ensure_future(self._read_stderr()),
+            asyncio.ensure_future(self._read_answers(stdout)),
+            asyncio.ensure_future(self._read_stderr(stderr)),
         ]
 
     @classmethod
-    async def start(cls, settings: HTTPAgentSettings, local: HTTPAgent) -> _Worker:
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                _BOOTSTRAP.format(root=str(Path(__file__).resolve().parent.parent)),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                limit=_LINE_LIMIT,
-            )
-        except OSError as exc:
-            raise local.error(
-                f"cannot start the HTTP agent's worker process ({sys.executable}): {exc}. "
-                "Set hgd_http_workers = 0 to make the calls from the pytest process"
-            ) from None
-        worker = cls(process, local, settings.max_connections)
+    async def start(
+        cls, settings: HTTPAgentSettings, local: HTTPAgent, spare: Worker | None = None
+    ) -> _Worker:
+        """A worker for ``settings``: ``spare`` (started early) or a new process."""
+        process = spare
+        if process is None:
+            try:
+                process = spawn_worker()
+            except OSError as exc:
+                raise local.error(
+                    f"cannot start the HTTP agent's worker process ({sys.executable}): {exc}. "
+                    "Set hgd_http_workers = 0 to make the calls from the pytest process"
+                ) from None
+        assert process.stdin and process.stdout and process.stderr  # all three are piped
+        pipes = (
+            await _pipe_writer(process.stdin),
+            await _pipe_reader(process.stdout),
+            await _pipe_reader(process.stderr),
+        )
+        worker = cls(process, local, settings.max_connections, pipes)
         worker._send({"settings": dataclasses.asdict(settings)})
         return worker
 
@@ -202,9 +212,7 @@ class _Worker:
             raise self._dead or self._local.error("the HTTP agent's worker process is closed")
         self._stdin.send(message)
 
-    async def _read_answers(self) -> None:
-        stdout = self.process.stdout
-        assert stdout is not None  # created with stdout=PIPE
+    async def _read_answers(self, stdout: asyncio.StreamReader) -> None:
         try:
             while line := await stdout.readline():
                 answer = json.loads(line)
@@ -226,19 +234,16 @@ class _Worker:
             reason = "it exited"
         await self._died(reason)
 
-    async def _read_stderr(self) -> None:
-        stderr = self.process.stderr
-        assert stderr is not None  # created with stderr=PIPE
+    async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
         with contextlib.suppress(ValueError, OSError):
             while line := await stderr.readline():
                 self._stderr.append(line.decode("utf-8", "replace").rstrip())
 
     async def _died(self, reason: str) -> None:
         """Every waiting call, and every later one, fails with why the worker is gone."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await within(5, self.process.wait())
+        await self._exit(5)
         if self._dead is None:
-            status = self.process.returncode
+            status = self.process.poll()
             said = " | ".join(line for line in self._stderr if line.strip())
             problem = f"the HTTP agent's worker process stopped: {reason}, status {status}"
             self._dead = self._local.error(f"{problem}: {said}" if said else problem)
@@ -255,15 +260,38 @@ class _Worker:
             self._dead = self._local.error("the HTTP agent's worker process was closed")
         if not self._stdin.writer.is_closing():
             self._stdin.writer.close()
-        with contextlib.suppress(ProcessLookupError):
-            self.process.terminate()
-        try:
-            await within(5, self.process.wait())
-        except asyncio.TimeoutError:  # pragma: no cover - SIGTERM is not caught
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
+        self.process.terminate()  # (a no-op once it has exited)
+        if not await self._exit(5):  # pragma: no cover - SIGTERM is not caught
+            self.process.kill()
+            await self._exit(None)
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _exit(self, seconds: float | None) -> bool:
+        """Wait up to ``seconds`` (None: for as long as it takes) for the process to exit;
+        whether it has. It is polled: a thread blocked in ``wait`` could outlive the run."""
+
+        async def exited() -> None:
+            while self.process.poll() is None:
+                await asyncio.sleep(_EXIT_POLL)
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await within(seconds, exited())
+        return self.process.poll() is not None
+
+
+async def _pipe_reader(pipe: IO[bytes]) -> asyncio.StreamReader:
+    """``pipe`` read as a stream on the running loop."""
+    reader = asyncio.StreamReader(limit=_LINE_LIMIT)
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
+
+
+async def _pipe_writer(pipe: IO[bytes]) -> asyncio.StreamWriter:
+    """``pipe`` written as a stream on the running loop."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
+    return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 def _settings_from_json(data: dict[str, Any]) -> HTTPAgentSettings:
@@ -277,12 +305,8 @@ def _settings_from_json(data: dict[str, Any]) -> HTTPAgentSettings:
 
 async def _serve() -> int:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=_LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, sys.stdout
-    )
-    answers = _Lines(asyncio.StreamWriter(transport, protocol, None, loop), loop)
+    reader = await _pipe_reader(sys.stdin.buffer)
+    answers = _Lines(await _pipe_writer(sys.stdout.buffer), loop)
     first = await reader.readline()
     if not first:
         return 0

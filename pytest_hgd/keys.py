@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from .http_spawn import SpareWorkers
     from .session import HGDSession
 
 SESSION_KEY: pytest.StashKey[HGDSession] = pytest.StashKey()
+SPARES_KEY: pytest.StashKey[SpareWorkers] = pytest.StashKey()  # HTTP workers started early

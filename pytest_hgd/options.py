@@ -29,6 +29,11 @@ class JudgeSettings:
     timeout: float
 
 
+def is_http_spec(spec: str) -> bool:
+    """True for the built-in HTTP agent's ``openai:MODEL``, false for ``module:function``."""
+    return spec.startswith("openai:")
+
+
 @dataclass(frozen=True)
 class HTTPOptions:
     base_url: str

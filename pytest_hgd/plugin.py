@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from . import hookspecs
-from .keys import SESSION_KEY
+from .http_spawn import start_early
+from .keys import SESSION_KEY, SPARES_KEY
 from .options import add_options, resolve
 
 
@@ -42,9 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("hgd", default=False):
         return
+    settings = resolve(config)
+    config.stash[SPARES_KEY] = start_early(config, settings)  # they start while we import
     from .session import HGDSession  # the gate's modules load only when it runs
 
-    session = HGDSession(config, resolve(config))
+    session = HGDSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "hgd-session")
     stop_cleanly_on_sigterm(config)
@@ -66,3 +69,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         # process that runs pytest in-process more than once keeps it frozen).
         gc.collect()
         gc.freeze()
+    spares = config.stash.get(SPARES_KEY, None)
+    if spares is not None:  # workers the agent did not take
+        spares.close()
+        del config.stash[SPARES_KEY]

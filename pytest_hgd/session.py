@@ -21,6 +21,7 @@ from .errors import PairFileError
 from .evaluator import Decision, Evaluations, Evaluator
 from .items import GateItem, PairFile, PairItem, RolloutItem
 from .judge import Judge
+from .keys import SPARES_KEY
 from .ledger import append_record, read_ledger
 from .model import Conversation, Evaluation
 from .mutators import Mutator
@@ -81,7 +82,8 @@ class HGDSession:
             ReplyCache(settings.cache_dir) if settings.write_cache or settings.read_cache else None
         )
         self.judge = Judge(settings.judge, self.cache)
-        config.pluginmanager.register(Builtins(settings, self.judge), "hgd-builtins")
+        spares = config.stash.get(SPARES_KEY, None)
+        config.pluginmanager.register(Builtins(settings, self.judge, spares), "hgd-builtins")
         self.registry = _checks(config)
         self.mutators: dict[str, Mutator] = {}
         for mutators in reversed(config.hook.pytest_hgd_mutators(config=config)):

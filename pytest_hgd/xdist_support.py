@@ -15,6 +15,14 @@ def is_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.has_plugin("dsession")
 
 
+def will_distribute(config: pytest.Config) -> bool:
+    """True in what will be the xdist controller, known from the options alone (as xdist
+    decides it), so already in ``pytest_configure``, before xdist registers its session."""
+    if is_worker(config):
+        return False
+    return getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None))
+
+
 def queued_items(config: pytest.Config, window: int) -> list[int]:
     """Indices (into the session's items) of the tests queued on this worker, next first.
 

@@ -20,6 +20,7 @@ from openai_server import Fault, OpenAIServer, echo_reply
 from pytest_hgd.errors import AgentError
 from pytest_hgd.http_agent import HTTPAgent, HTTPAgentSettings
 from pytest_hgd.http_process import ProcessHTTPAgent
+from pytest_hgd.http_spawn import SpareWorkers
 
 KEY = "sk-test-SECRET-worker-77"
 MESSAGES = [{"role": "user", "content": "How much is the RAV4?"}]
@@ -338,3 +339,122 @@ def pytest_hgd_make_agent(config, spec):
     events.unlink()
     hgd.run("--hgd-agent=slow", "--hgd-candidate=p.txt", "--hgd-no-cache").assert_outcomes(passed=1)
     assert events.read_text().splitlines() == ["start", "collected c.hgd.yaml", "reply"]
+
+
+WATCH_CHILDREN = """
+import os, pathlib
+import pytest
+
+def children():
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ppid = next(l.split()[1] for l in status.splitlines() if l.startswith("PPid:"))
+        if entry.name.isdigit() and int(ppid) == os.getpid():
+            found.append(entry.name)
+    return found
+
+def note(when):
+    with open("children.txt", "a") as log:
+        log.write(when + " " + " ".join(sorted(children())) + "\\n")
+
+def pytest_sessionstart(session):
+    note("start")
+
+def pytest_runtest_teardown(item):
+    note("test")
+"""
+
+
+def noted_children(hgd: Gate) -> list[tuple[str, set[int]]]:
+    lines = (hgd.path / "children.txt").read_text().splitlines()
+    return [(when, {int(pid) for pid in pids}) for when, *pids in map(str.split, lines)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_workers_started_before_collection_are_the_ones_that_answer(hgd: Gate) -> None:
+    hgd.pytester.makeconftest(WATCH_CHILDREN)
+    (hgd.path / "p.txt").write_text("p", encoding="utf-8")
+    pairs = [{"id": f"q{i}", "customer": f"m{i}", "checks": [{"contains": "Re"}]} for i in range(6)]
+    hgd.pairs("c.hgd.yaml", conversation(*pairs))
+    with OpenAIServer() as server:
+        hgd.pytester.makeini(
+            f"[pytest]\nhgd_agent = openai:m\nhgd_base_url = {server.base_url}\n"
+            "hgd_api_key_env =\nhgd_http_workers = 2\n"
+        )
+        result = hgd.run_subprocess("--hgd-candidate=p.txt", "-p", "no:randomly")
+        calls = server.calls
+    result.assert_outcomes(passed=6)
+    assert calls == 6
+    noted = noted_children(hgd)
+    (when, at_start), *during = noted
+    assert when == "start" and len(at_start) == 2  # both started before pytest collected
+    assert all(pids == at_start for _, pids in during)  # and no others were started
+    assert not any(alive(pid) for pid in at_start)  # nor do they outlive the run
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_no_worker_starts_for_collect_only(hgd: Gate) -> None:
+    hgd.pytester.makeconftest(WATCH_CHILDREN)
+    (hgd.path / "p.txt").write_text("p", encoding="utf-8")
+    hgd.pairs("c.hgd.yaml", conversation({"customer": "hi", "checks": [{"contains": "Re"}]}))
+    hgd.pytester.makeini("[pytest]\nhgd_agent = openai:m\nhgd_base_url = http://127.0.0.1:9/v1\n")
+    result = hgd.run_subprocess("--hgd-candidate=p.txt", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK
+    assert noted_children(hgd) == [("start", set())]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_workers_started_early_that_no_agent_takes_are_stopped(hgd: Gate) -> None:
+    """A conftest makes the ``openai:`` agent itself: the worker started for the built-in
+    one is left over, and stopped when pytest ends."""
+    hgd.pytester.makeconftest(
+        WATCH_CHILDREN
+        + """
+class Own:
+    identity = {"kind": "own"}
+
+    async def reply(self, prompt, messages):
+        return "Re: mine"
+
+    async def aclose(self):
+        pass
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_hgd_make_agent(config, spec):
+    return Own()
+"""
+    )
+    (hgd.path / "p.txt").write_text("p", encoding="utf-8")
+    hgd.pairs("c.hgd.yaml", conversation({"customer": "hi", "checks": [{"contains": "Re"}]}))
+    hgd.pytester.makeini("[pytest]\nhgd_agent = openai:m\nhgd_base_url = http://127.0.0.1:9/v1\n")
+    result = hgd.run_subprocess("--hgd-candidate=p.txt")
+    result.assert_outcomes(passed=1)
+    (_, spares), *_ = noted_children(hgd)
+    assert len(spares) == 1
+    assert not any(alive(pid) for pid in spares)
+
+
+def test_spare_workers_are_taken_alive_and_the_rest_stopped_on_close() -> None:
+    spares = SpareWorkers()
+    spares.start(3)
+    first = spares.take()
+    assert first is not None and first.poll() is None
+    second = spares.take()
+    assert second is not None
+    second.kill()
+    second.wait()
+    third = spares.take()  # the next live one
+    assert third is not None and third.poll() is None
+    spares.start(1)
+    fourth = spares._workers[0]
+    spares.close()
+    assert fourth.poll() is not None  # stopped, and waited for
+    assert spares.take() is None
+    for worker in (first, third):
+        assert worker.stdin is not None
+        worker.stdin.close()  # end of input: a worker exits by itself
+        assert worker.wait(timeout=10) == 0
