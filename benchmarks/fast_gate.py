@@ -43,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -155,15 +156,20 @@ class Run:
     report: dict[str, Any] | None
 
 
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if PYCACHE is not None:  # see _bytecode_cache
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    return env
+
+
 def run_pytest(suite: Path, args: Sequence[str], report: bool = True) -> Run:
     """One fresh ``python -m pytest`` in ``suite``: wall time, peak RSS, output, report."""
     report_path = suite / "report.json"
     report_path.unlink(missing_ok=True)
     command = [sys.executable, "-m", "pytest", "--hgd", "-q", "-p", "no:cacheprovider", *args]
-    env = dict(os.environ)
-    if PYCACHE is not None:  # see _bytecode_cache
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    env = _child_env()
     if ISOLATED:  # only pytest-hgd: other installed plugins' hooks are not ours to measure
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         command[3:3] = ["-p", "pytest_hgd.plugin"]
@@ -242,7 +248,8 @@ def _wall_row(figure: str, run: Run, ideal: float, startup: float) -> Row:
     return Row(figure, run.wall, "s", ideal, target, text, startup, run.cpu)
 
 
-def _overhead_row(figure: str, run: Run, startup: float, target: bool = True) -> Row:
+def _overhead_row(name: str, run: Run, startup: float, target: bool = True) -> Row:
+    figure = f"{name}: overhead per pair"
     per_pair = (run.wall - startup) / PAIRS * 1000
     if not target:
         return Row(figure, per_pair, "ms", None, None, "(for comparison)", cpu=run.cpu)
@@ -250,22 +257,37 @@ def _overhead_row(figure: str, run: Run, startup: float, target: bool = True) ->
     return Row(figure, per_pair, "ms", None, OVERHEAD_TARGET_MS, text, cpu=run.cpu)
 
 
+class StartUp:
+    """Start-up runs, one just before each timed run of (a), (b) and (c), so that start-up
+    and the figures it is subtracted from are measured on the machine as it was then (a VM's
+    speed drifts by a third within minutes); the start-up used is their median."""
+
+    def __init__(self, suite: Path) -> None:
+        self.suite = suite
+        self.runs: list[Run] = []
+
+    def before(self, once: Callable[[int], Run]) -> Callable[[int], Run]:
+        def run(i: int) -> Run:
+            startup = run_pytest(self.suite, ["--collect-only"], False)
+            expect(startup, "start-up")
+            self.runs.append(startup)
+            return once(i)
+
+        return run
+
+    def median(self) -> Run:
+        return sorted(self.runs, key=lambda r: r.wall)[len(self.runs) // 2]
+
+
 def measure(work: Path, repeat: int) -> tuple[list[Row], dict[str, float]]:
     """Every figure's row, and the start-up figures they are measured against."""
-    rows: list[Row] = []
-    info: dict[str, float] = {}
+    rows: list[Callable[[float], Row]] = []  # each given the start-up once all runs are in
     files = PAIRS // PAIRS_PER_FILE
+    startups = StartUp(write_suite(work / "one", 1, 1, "http://127.0.0.1:9/v1"))
 
     server = Server(LATENCY)
     try:
         suite = write_suite(work / "latency", files, PAIRS_PER_FILE, server.base_url)
-        one = write_suite(work / "one", 1, 1, server.base_url)
-        first = median_run(max(3, repeat), lambda _: run_pytest(one, ["--collect-only"], False))
-        expect(first, "start-up")
-        startup = first.wall
-        info["start-up: --collect-only of 1 pair, s"] = startup
-        info["start-up: CPU s"] = first.cpu
-        info["start-up: peak RSS MB"] = first.rss_mb
 
         # Each run (a) starts a ledger of its own, as a first gate run does; its run (b) is
         # "the same run again": a copy of that ledger (one record) and of its cache.
@@ -273,10 +295,11 @@ def measure(work: Path, repeat: int) -> tuple[list[Row], dict[str, float]]:
             args = gate_args("base.txt", "cand.txt", f".hgd/cache-{i}", f".hgd/ledger-{i}.jsonl")
             return run_pytest(suite, args)
 
-        a = median_run(repeat, run_a)
+        a = median_run(repeat, startups.before(run_a))
         expect(a, "(a)", {"baseline": PAIRS, "candidate": PAIRS})
         figure = "(a) 1000 pairs x 2 prompts, 50 ms, C=32: wall"
-        rows.append(_wall_row(figure, a, 2 * PAIRS * LATENCY / CONCURRENCY, startup))
+        ideal = 2 * PAIRS * LATENCY / CONCURRENCY
+        rows.append(lambda startup: _wall_row(figure, a, ideal, startup))
 
         def run_b(i: int) -> Run:  # a copy of run (a)'s cache: the baseline is cached
             cache = work / f"cache-b{i}"
@@ -286,13 +309,13 @@ def measure(work: Path, repeat: int) -> tuple[list[Row], dict[str, float]]:
             shutil.copyfile(suite / f".hgd/ledger-{i % repeat}.jsonl", ledger)
             return run_pytest(suite, gate_args("base.txt", "cand2.txt", str(cache), str(ledger)))
 
-        b = median_run(repeat, run_b)
+        b = median_run(repeat, startups.before(run_b))
         expect(b, "(b)", {"candidate": PAIRS})
         assert b.report is not None
         made = b.report["calls"]["baseline"]
-        rows.append(Row("(b) baseline cached: baseline calls", made, "", None, 0, "0"))
-        figure = "(b) baseline cached: wall"
-        rows.append(_wall_row(figure, b, PAIRS * LATENCY / CONCURRENCY, startup))
+        rows.append(lambda _: Row("(b) baseline cached: baseline calls", made, "", None, 0, "0"))
+        figure_b = "(b) baseline cached: wall"
+        rows.append(lambda startup: _wall_row(figure_b, b, PAIRS * LATENCY / CONCURRENCY, startup))
     finally:
         server.stop()
 
@@ -314,10 +337,9 @@ def measure(work: Path, repeat: int) -> tuple[list[Row], dict[str, float]]:
                 )
                 return run_pytest(suite, [*args, *extra])
 
-            c = median_run(repeat, run_c)
+            c = median_run(repeat, startups.before(run_c))
             expect(c, f"(c) {name}", {"baseline": PAIRS, "candidate": PAIRS})
-            figure = f"(c) latency 0, {name} agent: overhead per pair"
-            rows.append(_overhead_row(figure, c, startup, target))
+            rows.append(partial(_overhead_row, f"(c) latency 0, {name} agent", c, target=target))
     finally:
         server.stop()
 
@@ -326,12 +348,19 @@ def measure(work: Path, repeat: int) -> tuple[list[Row], dict[str, float]]:
     expect(d, "(d)")
     if f"{COLLECT_FILES * 10} tests collected" not in d.output:
         raise SystemExit(f"(d): expected {COLLECT_FILES * 10} items\n{d.output[-2000:]}")
-    figure = "(d) --collect-only 10,000 pairs in 1,000 files"
-    limit = COLLECT_SECONDS_TARGET
-    rows.append(Row(f"{figure}: wall", d.wall, "s", None, limit, f"<= {limit:g} s", cpu=d.cpu))
-    limit = COLLECT_RSS_TARGET_MB
-    rows.append(Row(f"{figure}: peak RSS", d.rss_mb, "MB", None, limit, f"<= {limit:g} MB"))
-    return rows, info
+    figure_d = "(d) --collect-only 10,000 pairs in 1,000 files"
+    wall, rss = COLLECT_SECONDS_TARGET, COLLECT_RSS_TARGET_MB
+    rows.append(
+        lambda _: Row(f"{figure_d}: wall", d.wall, "s", None, wall, f"<= {wall:g} s", cpu=d.cpu)
+    )
+    rows.append(lambda _: Row(f"{figure_d}: peak RSS", d.rss_mb, "MB", None, rss, f"<= {rss:g} MB"))
+    startup = startups.median()
+    info = {
+        f"start-up: --collect-only of 1 pair, median of {len(startups.runs)}, s": startup.wall,
+        "start-up: CPU s": startup.cpu,
+        "start-up: peak RSS MB": startup.rss_mb,
+    }
+    return [row(startup.wall) for row in rows], info
 
 
 def render_table(rows: Sequence[Row]) -> list[str]:
@@ -357,17 +386,20 @@ def render_table(rows: Sequence[Row]) -> list[str]:
     return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
 
 
-def _bytecode_cache(work: Path) -> Path:
-    """A bytecode cache for the children, in ``work``.
+def _bytecode_cache(work: Path) -> None:
+    """Give the children a bytecode cache in ``work``.
 
     An installed package comes with its bytecode, and Python caches what it compiles on the
     first import. Some machines (this one among them) set ``PYTHONDONTWRITEBYTECODE=1``,
     which makes every child compile pytest-hgd's modules again: about 60 ms in pytest and
     again in the HTTP worker, which a user does not pay. The children write their bytecode
-    here instead (``PYTHONPYCACHEPREFIX``), so the start-up runs, which come first, warm it;
-    the repository and site-packages are left as they are.
+    here instead (``PYTHONPYCACHEPREFIX``), warmed here before any run is timed; the
+    repository and site-packages are left as they are.
     """
-    return work / "pycache"
+    global PYCACHE
+    PYCACHE = work / "pycache"
+    modules = "pytest, pytest_hgd.session, pytest_hgd.http_process, pytest_hgd.report"
+    subprocess.run([sys.executable, "-c", f"import {modules}"], env=_child_env(), check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,10 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         help="let pytest load every installed plugin (default: only pytest-hgd)",
     )
     args = parser.parse_args(argv)
-    global ISOLATED, PYCACHE
+    global ISOLATED
     ISOLATED = not args.all_plugins
     work = Path(tempfile.mkdtemp(prefix="hgd-bench-"))
-    PYCACHE = _bytecode_cache(work)
+    _bytecode_cache(work)
     started = time.perf_counter()
     try:
         rows, info = measure(work, max(1, args.repeat))

@@ -150,6 +150,10 @@ class HTTPAgent:
         except asyncio.TimeoutError:
             raise self._timed_out() from None
 
+    async def start(self) -> None:
+        """Make the client now (its headers, transport and pool), not on the first call."""
+        self._client_for_this_loop()
+
     async def aclose(self) -> None:
         """Close the pooled connections; the next `reply` opens new ones."""
         client, self._client, self._loop = self._client, None, None

@@ -15,12 +15,12 @@ the parent logs again under the same logger. The worker reads the API key from i
 environment (inherited), so the key never crosses the pipe. It ignores Ctrl-C (the parent
 decides when to stop) and exits when its stdin closes, including when the parent is killed.
 
-The workers hold the queue of calls (`ProcessHTTPAgent.queues_calls`): the scheduler hands
-over every call at once, each worker runs at most its share of the gate's concurrency and
-times each call from its start, and a call that finishes makes room for the next one in the
-worker itself. Were the queue in pytest's process, every call would wait for a round trip
-through the pipe and for pytest's GIL before it started (about 2.5 ms a call, measured in
-docs/performance.md).
+The workers hold a queue of calls (`ProcessHTTPAgent.queues_calls`): the scheduler hands
+over up to twice the gate's concurrency at once, each worker runs at most its share of the
+concurrency and times each call from its start, and a call that finishes makes room for the
+next one in the worker itself. Were the queue in pytest's process, every call would wait for
+a round trip through the pipe and for pytest's GIL before it started (about 2.5 ms a call,
+measured in docs/performance.md).
 
 The worker is this module's `main`.
 """
@@ -311,6 +311,7 @@ async def _serve() -> int:
     if not first:
         return 0
     agent = HTTPAgent(_settings_from_json(json.loads(first)["settings"]))
+    await agent.start()
     log.addHandler(_ForwardLogs(answers))
     log.setLevel(logging.DEBUG)
     log.propagate = False

@@ -77,7 +77,7 @@ class Scheduler:
 
             def run() -> None:
                 asyncio.set_event_loop(loop)
-                self._semaphore = asyncio.Semaphore(self.settings.concurrency)
+                self._semaphore = asyncio.Semaphore(self._window())
                 ready.set()
                 try:
                     loop.run_forever()
@@ -89,6 +89,14 @@ class Scheduler:
             ready.wait()
             self._loop = loop
         return self._loop
+
+    def _window(self) -> int:
+        """How many calls the agent holds at once: the concurrency, or twice that for an agent
+        that queues calls itself (bounds them to the concurrency and times them), so that it
+        always has the next ones at hand when a call ends. Handing it every call at once
+        would have it read them all before it answers the first ones: 25 ms at 1000 calls."""
+        factor = 2 if getattr(self.agent, "queues_calls", False) else 1
+        return factor * self.settings.concurrency
 
     def _loop_died(self, loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
         """The loop stopped by an exception: every unfinished call becomes an error on its
@@ -138,11 +146,9 @@ class Scheduler:
         self, future: ReplyFuture, key: str, role: Role, prompt: str, messages: Messages
     ) -> Reply:
         assert self._semaphore is not None  # set before the loop runs anything
-        slot: contextlib.AbstractAsyncContextManager[Any] = self._semaphore
-        timeout: float | None = self.settings.timeout
-        if getattr(self.agent, "queues_calls", False):  # it bounds and times its calls itself
-            slot, timeout = contextlib.nullcontext(), None
-        async with slot:
+        queued = getattr(self.agent, "queues_calls", False)  # it times its calls itself
+        timeout = None if queued else self.settings.timeout
+        async with self._semaphore:
             try:
                 text = await within(timeout, _no_exit(self.agent.reply(prompt, messages)))
                 problem = _not_text(text)

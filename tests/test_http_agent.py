@@ -267,6 +267,25 @@ def test_concurrent_calls_share_a_pool() -> None:
         assert 8 < srv.peak_in_flight <= 32
 
 
+def test_start_makes_the_client_without_calling_the_server(server: OpenAIServer) -> None:
+    agent = make_agent(server.base_url)
+
+    async def started_then_called() -> tuple[int, str]:
+        try:
+            await agent.start()
+            client = agent._client
+            connections = server.connections
+            reply = await agent.reply("Be brief.", MESSAGES)
+            assert agent._client is client  # the call used the client start made
+            return connections, reply
+        finally:
+            await agent.aclose()
+
+    connections, reply = asyncio.run(started_then_called())
+    assert connections == 0 and server.calls == 1
+    assert reply.startswith("Re: ")
+
+
 def test_the_agent_is_usable_again_after_aclose(server: OpenAIServer) -> None:
     agent = make_agent(server.base_url)
     assert run(agent) == run(agent)
