@@ -29,10 +29,10 @@ class Agent(Protocol):
 
     An agent may also have ``async def start(self) -> None``: the scheduler calls it while
     pytest collects, so that slow start-up work (a worker process, say) is done by the first
-    call. An agent whose ``queues_calls`` is true is handed up to twice ``--hgd-concurrency``
-    calls at once: it must itself run at most ``--hgd-concurrency`` of them at a time and
-    raise `asyncio.TimeoutError` for one that runs past ``--hgd-timeout`` from its start (the
-    HTTP agent's worker processes do).
+    call. An agent whose ``queues_calls`` is true is handed up to eight times
+    ``--hgd-concurrency`` calls at once: it must itself run at most ``--hgd-concurrency`` of
+    them at a time and raise `asyncio.TimeoutError` for one that runs past ``--hgd-timeout``
+    from its start (the HTTP agent's worker processes do).
     """
 
     @property

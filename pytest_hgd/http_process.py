@@ -16,7 +16,7 @@ environment (inherited), so the key never crosses the pipe. It ignores Ctrl-C (t
 decides when to stop) and exits when its stdin closes, including when the parent is killed.
 
 The workers hold a queue of calls (`ProcessHTTPAgent.queues_calls`): the scheduler hands
-over up to twice the gate's concurrency at once, each worker runs at most its share of the
+over up to eight times the gate's concurrency at once, each worker runs at most its share of the
 concurrency and times each call from its start, and a call that finishes makes room for the
 next one in the worker itself. Were the queue in pytest's process, every call would wait for
 a round trip through the pipe and for pytest's GIL before it started (about 2.5 ms a call,

@@ -47,3 +47,47 @@ def test_ctrl_c_stops_promptly_and_leaves_no_partial_files(hgd: Gate) -> None:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             replies = db.execute("SELECT reply FROM replies").fetchall()
         assert set(replies) <= {("slept",)}
+
+
+QUEUEING_AGENT = """
+import asyncio, pathlib
+import pytest
+
+class Queueing:
+    identity = {"kind": "queueing"}
+    queues_calls = True  # bounds and times its calls itself
+
+    def __init__(self):
+        self.held = self.most = 0
+
+    async def reply(self, prompt, messages):
+        self.held += 1
+        self.most = max(self.most, self.held)
+        try:
+            await asyncio.sleep(0.3 if messages[-1]["content"] == "slow" else 0.01)
+            return "good"
+        finally:
+            self.held -= 1
+
+    async def aclose(self):
+        pathlib.Path("most.txt").write_text(str(self.most))
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_hgd_make_agent(config, spec):
+    return Queueing() if spec == "queueing" else None
+"""
+
+
+def test_an_agent_that_queues_calls_holds_eight_times_the_concurrency_and_its_own_timeout(
+    hgd: Gate,
+) -> None:
+    hgd.pytester.makeconftest(QUEUEING_AGENT)
+    hgd.prompt("p.txt", {"*": "good"})
+    pairs = [{"id": f"a{i:02}", "customer": f"a{i:02}", "checks": CHECK} for i in range(60)]
+    hgd.pairs(
+        "c.hgd.yaml", conversation(*pairs, {"id": "slow", "customer": "slow", "checks": CHECK})
+    )
+    args = ("--hgd-agent=queueing", "--hgd-candidate=p.txt", "--hgd-concurrency=2")
+    result = hgd.run(*args, "--hgd-timeout=0.1", "--hgd-no-cache")
+    result.assert_outcomes(passed=61)  # the scheduler left the 0.1 s timeout to the agent
+    assert (hgd.path / "most.txt").read_text() == "16"  # 8 x 2 calls handed over at a time
