@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from pytest_hgd.deadline import within
 from pytest_hgd.errors import AgentError
 from pytest_hgd.http_transport import LeanTransport, proxied
 
-__all__ = ["HTTPAgent", "HTTPAgentSettings", "parse_headers"]
+__all__ = ["HTTPAgent", "HTTPAgentSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +81,6 @@ class HTTPAgentSettings:
             f"timeout={self.timeout!r}, max_retries={self.max_retries!r}, "
             f"max_connections={self.max_connections!r})"
         )
-
-
-def parse_headers(lines: str | Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """Parse `Name: value` lines (blank lines skipped); raise ValueError on a bad line."""
-    if isinstance(lines, str):
-        lines = lines.splitlines()
-    parsed = []
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        name = name.strip()
-        if not sep or not name or any(c.isspace() for c in name):
-            raise ValueError(f"header line must look like 'Name: value', got {name or line!r}")
-        parsed.append((name, value.strip()))
-    return tuple(parsed)
 
 
 class HTTPAgent:

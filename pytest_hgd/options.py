@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -263,9 +263,24 @@ _positive_int = _within(int, lambda v: v > 0)
 _positive_float = _within(float, lambda v: v > 0)
 
 
-def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
-    from .http_agent import parse_headers  # httpx loads only when pytest --hgd runs
+def parse_headers(lines: str | Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Parse `Name: value` lines (blank lines skipped); raise ValueError on a bad line."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    parsed = []
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        if not sep or not name or any(c.isspace() for c in name):
+            raise ValueError(f"header line must look like 'Name: value', got {name or line!r}")
+        parsed.append((name, value.strip()))
+    return tuple(parsed)
 
+
+def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
     try:
         return parse_headers(lines)
     except ValueError as exc:

@@ -15,7 +15,8 @@ import pytest
 from openai_server import Fault, OpenAIServer, echo_reply
 
 from pytest_hgd.errors import AgentError
-from pytest_hgd.http_agent import HTTPAgent, HTTPAgentSettings, _retry_after, parse_headers
+from pytest_hgd.http_agent import HTTPAgent, HTTPAgentSettings, _retry_after
+from pytest_hgd.options import parse_headers
 
 KEY = "sk-test-SECRET-123"
 ENV = {"OPENAI_API_KEY": KEY}
