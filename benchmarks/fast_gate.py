@@ -198,7 +198,10 @@ def gate_args(baseline: str | None, candidate: str, cache: str, ledger: str) -> 
 
 
 def median_run(repeat: int, once: Callable[[int], Run]) -> Run:
-    runs = [once(i) for i in range(repeat)]
+    return _median([once(i) for i in range(repeat)])
+
+
+def _median(runs: Sequence[Run]) -> Run:
     return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
 
 
@@ -276,7 +279,7 @@ class StartUp:
         return run
 
     def median(self) -> Run:
-        return sorted(self.runs, key=lambda r: r.wall)[len(self.runs) // 2]
+        return _median(self.runs)
 
 
 def measure(work: Path, repeat: int) -> tuple[list[Row], dict[str, float]]:
@@ -298,8 +301,7 @@ def measure(work: Path, repeat: int) -> tuple[list[Row], dict[str, float]]:
         a = median_run(repeat, startups.before(run_a))
         expect(a, "(a)", {"baseline": PAIRS, "candidate": PAIRS})
         figure = "(a) 1000 pairs x 2 prompts, 50 ms, C=32: wall"
-        ideal = 2 * PAIRS * LATENCY / CONCURRENCY
-        rows.append(lambda startup: _wall_row(figure, a, ideal, startup))
+        rows.append(partial(_wall_row, figure, a, 2 * PAIRS * LATENCY / CONCURRENCY))
 
         def run_b(i: int) -> Run:  # a copy of run (a)'s cache: the baseline is cached
             cache = work / f"cache-b{i}"
@@ -314,8 +316,8 @@ def measure(work: Path, repeat: int) -> tuple[list[Row], dict[str, float]]:
         assert b.report is not None
         made = b.report["calls"]["baseline"]
         rows.append(lambda _: Row("(b) baseline cached: baseline calls", made, "", None, 0, "0"))
-        figure_b = "(b) baseline cached: wall"
-        rows.append(lambda startup: _wall_row(figure_b, b, PAIRS * LATENCY / CONCURRENCY, startup))
+        figure = "(b) baseline cached: wall"
+        rows.append(partial(_wall_row, figure, b, PAIRS * LATENCY / CONCURRENCY))
     finally:
         server.stop()
 
