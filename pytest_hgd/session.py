@@ -30,9 +30,10 @@ from .pairfile import is_pair_file, load_pairs
 from .pressure import ProbeResult, compute_pressure
 from .probe import ProbePlan, run_probe
 from .prompts import Prompt, PromptError, load_prompt
-from .report import build_report, render_terminal, write_json, write_markdown
+from .report import build_report, write_json
 from .rollout import RolloutResult, RolloutRunner
 from .runner import CallSettings, Scheduler
+from .summary import render_terminal, write_markdown
 from .warning_types import HGDPressureWarning
 from .xdist_support import is_controller, is_worker, queued_items
 
