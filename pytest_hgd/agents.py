@@ -32,7 +32,8 @@ class Agent(Protocol):
     call. An agent whose ``queues_calls`` is true is handed up to eight times
     ``--hgd-concurrency`` calls at once: it must itself run at most ``--hgd-concurrency`` of
     them at a time and raise `asyncio.TimeoutError` for one that runs past ``--hgd-timeout``
-    from its start (the HTTP agent's worker processes do).
+    from its start (the HTTP agent's worker processes do). The scheduler gives up on a call
+    only after (8 + 1) times the timeout and a second: the agent has stopped answering.
     """
 
     @property

@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
@@ -100,6 +101,15 @@ class Scheduler:
         factor = QUEUE_FACTOR if getattr(self.agent, "queues_calls", False) else 1
         return factor * self.settings.concurrency
 
+    def _limit(self) -> float:
+        """How long the scheduler waits for a call: ``--hgd-timeout``. An agent that queues its
+        calls times each from its own start; the scheduler then waits for the rounds ahead of
+        the call in that queue too (each ends within the timeout) and a second more, so that
+        an agent that stopped answering cannot hang the run."""
+        if getattr(self.agent, "queues_calls", False):
+            return (QUEUE_FACTOR + 1) * self.settings.timeout + 1.0
+        return self.settings.timeout
+
     def _loop_died(self, loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
         """The loop stopped by an exception: every unfinished call becomes an error on its
         item (no item waits forever), and the next call starts a new loop."""
@@ -148,16 +158,22 @@ class Scheduler:
         self, future: ReplyFuture, key: str, role: Role, prompt: str, messages: Messages
     ) -> Reply:
         assert self._semaphore is not None  # set before the loop runs anything
-        queued = getattr(self.agent, "queues_calls", False)  # it times its calls itself
-        timeout = None if queued else self.settings.timeout
+        limit = self._limit()
         async with self._semaphore:
+            handed = time.monotonic()
             try:
-                text = await within(timeout, _no_exit(self.agent.reply(prompt, messages)))
+                text = await within(limit, _no_exit(self.agent.reply(prompt, messages)))
                 problem = _not_text(text)
                 if problem is not None:
                     raise AgentError(problem)
             except asyncio.TimeoutError:
                 error = f"agent call timed out after {self.settings.timeout:g} s (--hgd-timeout)"
+                if limit != self.settings.timeout and time.monotonic() - handed >= limit:
+                    error = (
+                        f"agent call not answered after {limit:g} s: the agent queues its "
+                        f"calls and times each one itself (--hgd-timeout="
+                        f"{self.settings.timeout:g}), so it has stopped answering"
+                    )
                 return Reply(None, error)
             except AgentError as exc:
                 return Reply(None, str(exc))

@@ -91,3 +91,33 @@ def test_an_agent_that_queues_calls_holds_eight_times_the_concurrency_and_its_ow
     result = hgd.run(*args, "--hgd-timeout=0.1", "--hgd-no-cache")
     result.assert_outcomes(passed=61)  # the scheduler left the 0.1 s timeout to the agent
     assert (hgd.path / "most.txt").read_text() == "16"  # 8 x 2 calls handed over at a time
+
+
+def test_an_agent_that_queues_calls_and_stops_answering_cannot_hang_the_run(hgd: Gate) -> None:
+    hgd.pytester.makeconftest("""
+import asyncio
+import pytest
+
+class Silent:
+    identity = {"kind": "silent"}
+    queues_calls = True  # promises to time its calls itself, and does not
+
+    async def reply(self, prompt, messages):
+        await asyncio.Event().wait()
+
+    async def aclose(self):
+        pass
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_hgd_make_agent(config, spec):
+    return Silent() if spec == "silent" else None
+""")
+    hgd.prompt("p.txt", {"*": "good"})
+    hgd.pairs("c.hgd.yaml", conversation({"id": "a", "customer": "a", "checks": CHECK}))
+    started = time.monotonic()
+    result = hgd.run("--hgd-agent=silent", "--hgd-candidate=p.txt", "--hgd-timeout=0.2")
+    assert time.monotonic() - started < 20
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*agent call not answered after 2.8 s: the agent queues its calls*--hgd-timeout=0.2*"]
+    )
