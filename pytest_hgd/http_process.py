@@ -40,7 +40,7 @@ from typing import IO, Any
 from .deadline import within
 from .errors import AgentError
 from .http_agent import HTTPAgent, HTTPAgentSettings, log
-from .http_spawn import SpareWorkers, Worker, spawn_worker
+from .http_spawn import SpareWorkers, WorkerProcess, spawn_worker
 
 __all__ = ["ProcessHTTPAgent"]
 
@@ -146,7 +146,7 @@ class _Worker:
 
     def __init__(
         self,
-        process: Worker,
+        process: WorkerProcess,
         local: HTTPAgent,
         slots: int,
         pipes: tuple[asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamReader],
@@ -167,7 +167,7 @@ class _Worker:
 
     @classmethod
     async def start(
-        cls, settings: HTTPAgentSettings, local: HTTPAgent, spare: Worker | None = None
+        cls, settings: HTTPAgentSettings, local: HTTPAgent, spare: WorkerProcess | None = None
     ) -> _Worker:
         """A worker for ``settings``: ``spare`` (started early) or a new process."""
         process = spare

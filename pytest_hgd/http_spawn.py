@@ -31,10 +31,10 @@ _BOOTSTRAP = (
 )
 _ROOT = str(Path(__file__).resolve().parent.parent)
 
-Worker = subprocess.Popen[bytes]
+WorkerProcess = subprocess.Popen[bytes]
 
 
-def spawn_worker() -> Worker:
+def spawn_worker() -> WorkerProcess:
     """A new worker process, its three standard streams piped (unbuffered); raises OSError."""
     return subprocess.Popen(
         [sys.executable, "-c", _BOOTSTRAP.format(root=_ROOT)],
@@ -50,7 +50,7 @@ class SpareWorkers:
     """Workers started before the agent exists, for the first `ProcessHTTPAgent` to take."""
 
     def __init__(self) -> None:
-        self._workers: list[Worker] = []
+        self._workers: list[WorkerProcess] = []
 
     def start(self, count: int) -> None:
         """Start ``count`` workers now; one that cannot start is left to the agent, which
@@ -61,7 +61,7 @@ class SpareWorkers:
             except OSError:
                 return
 
-    def take(self) -> Worker | None:
+    def take(self) -> WorkerProcess | None:
         """A spare worker still running, or None."""
         while self._workers:
             worker = self._workers.pop(0)
@@ -100,7 +100,7 @@ def start_early(config: pytest.Config, settings: Settings) -> SpareWorkers:
     return spares
 
 
-def _close_pipes(worker: Worker) -> None:
+def _close_pipes(worker: WorkerProcess) -> None:
     for pipe in (worker.stdin, worker.stdout, worker.stderr):
         if pipe is not None:
             pipe.close()

@@ -71,6 +71,18 @@ class Scheduler:
         self._writer: threading.Thread | None = None
         self._writes_lock = threading.Lock()  # a writer thread and its queue change together
         self._tasks: set[asyncio.Task[Reply]] = set()  # the calls running on the loop
+        # An agent that queues its calls (bounds them to the concurrency and times each from
+        # its own start) is handed QUEUE_FACTOR times the concurrency at once, so that it has
+        # the next ones at hand when a call ends and is not refilled call by call (every call
+        # at once would have it read them all before it answers the first ones: 25 ms at 1000
+        # calls; twice the concurrency cost 0.1 ms a pair at latency 0). The scheduler waits
+        # for the rounds ahead of a call in that queue too (each ends within the timeout) and
+        # a second more, so that an agent that stopped answering cannot hang the run.
+        self._queues_calls = bool(getattr(agent, "queues_calls", False))
+        self._window = settings.concurrency * (QUEUE_FACTOR if self._queues_calls else 1)
+        self._limit = settings.timeout
+        if self._queues_calls:
+            self._limit = (QUEUE_FACTOR + 1) * settings.timeout + 1.0
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -79,7 +91,7 @@ class Scheduler:
 
             def run() -> None:
                 asyncio.set_event_loop(loop)
-                self._semaphore = asyncio.Semaphore(self._window())
+                self._semaphore = asyncio.Semaphore(self._window)
                 ready.set()
                 try:
                     loop.run_forever()
@@ -91,24 +103,6 @@ class Scheduler:
             ready.wait()
             self._loop = loop
         return self._loop
-
-    def _window(self) -> int:
-        """How many calls the agent holds at once: the concurrency, or eight times that for an
-        agent that queues calls itself (bounds them to the concurrency and times them), so
-        that it has the next ones at hand when a call ends and is not refilled call by call.
-        Every call at once would have it read them all before it answers the first ones: 25
-        ms at 1000 calls; twice the concurrency cost 0.1 ms a pair at latency 0."""
-        factor = QUEUE_FACTOR if getattr(self.agent, "queues_calls", False) else 1
-        return factor * self.settings.concurrency
-
-    def _limit(self) -> float:
-        """How long the scheduler waits for a call: ``--hgd-timeout``. An agent that queues its
-        calls times each from its own start; the scheduler then waits for the rounds ahead of
-        the call in that queue too (each ends within the timeout) and a second more, so that
-        an agent that stopped answering cannot hang the run."""
-        if getattr(self.agent, "queues_calls", False):
-            return (QUEUE_FACTOR + 1) * self.settings.timeout + 1.0
-        return self.settings.timeout
 
     def _loop_died(self, loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
         """The loop stopped by an exception: every unfinished call becomes an error on its
@@ -158,7 +152,7 @@ class Scheduler:
         self, future: ReplyFuture, key: str, role: Role, prompt: str, messages: Messages
     ) -> Reply:
         assert self._semaphore is not None  # set before the loop runs anything
-        limit = self._limit()
+        limit = self._limit
         async with self._semaphore:
             handed = time.monotonic()
             try:
@@ -168,7 +162,7 @@ class Scheduler:
                     raise AgentError(problem)
             except asyncio.TimeoutError:
                 error = f"agent call timed out after {self.settings.timeout:g} s (--hgd-timeout)"
-                if limit != self.settings.timeout and time.monotonic() - handed >= limit:
+                if self._queues_calls and time.monotonic() - handed >= limit:
                     error = (
                         f"agent call not answered after {limit:g} s: the agent queues its "
                         f"calls and times each one itself (--hgd-timeout="
