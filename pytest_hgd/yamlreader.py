@@ -216,6 +216,7 @@ class YamlReader:
                 self.scan(text)
             return yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:
+            self.refuse_if_too_deep_before(text, exc.problem_mark)
             mark = exc.problem_mark or exc.context_mark
             at: int | None = mark.line + 1 if mark is not None else None
             problem = f"is not valid YAML: {exc.problem or exc}."
@@ -249,6 +250,21 @@ class YamlReader:
             nodes += 1
             if nodes > MAX_NODES:
                 raise self._too_many(self._line_of(event))
+
+    def refuse_if_too_deep_before(self, text: str, mark: yaml.Mark | None) -> None:
+        """The loader stopped at ``mark``: if the document is too deep or too large before that
+        point, refuse it for that, whichever layer noticed first.
+
+        libyaml 0.2.6 (PyYAML 6.0.4) has a nesting limit of its own, and its scanner reads far
+        ahead of the events ``scan`` counts (a ``[`` may start a key), so it can stop first. The
+        text before its mark is within its limit: counted here, our limits decide."""
+        index = getattr(mark, "index", None)
+        if not isinstance(index, int) or index <= 0:
+            return
+        try:
+            self.scan(text[:index])
+        except yaml.YAMLError:  # cut mid-way: no verdict of ours, the loader's problem stands
+            return
 
     @staticmethod
     def _line_of(event: yaml.Event) -> int | None:
