@@ -38,8 +38,20 @@ def verdict_reasons(counts: Mapping[str, int], strict: bool, what: str = "") -> 
     return reasons
 
 
-def verdict(counts: Mapping[str, int], strict: bool) -> str:
-    return "fail" if verdict_reasons(counts, strict) else "pass"
+def evidence_reasons(
+    pair_counts: Mapping[str, int], rollout_counts: Mapping[str, int], strict: bool
+) -> list[str]:
+    """Why the run's evidence (its pairs and its rollouts) fails the gate."""
+    return [
+        *verdict_reasons(pair_counts, strict),
+        *verdict_reasons(rollout_counts, strict, "rollout "),
+    ]
+
+
+def verdict(reasons: Sequence[str]) -> str:
+    """The gate's verdict: ``fail`` when anything fails it, else ``pass``. The one place a
+    run's verdict is made; the ledger, the exit status and every report read its result."""
+    return "fail" if reasons else "pass"
 
 
 def tag_pass_rates(pairs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

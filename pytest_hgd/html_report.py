@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import write_atomic
+from .summary import partial_text
 
 DELTAS = ("kept", "fixed", "regressed", "still_failing", "new_pass", "new_fail", "error")
 SEVERITY = ("regressed", "error", "new_fail", "still_failing", "fixed", "new_pass", "kept")
@@ -180,10 +181,17 @@ def _banner(report: Mapping[str, Any]) -> str:
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in meta)
     reasons = report.get("verdict_reasons") or []
     why = f"<p id=reasons>{_e('; '.join(reasons))}</p>" if reasons else ""
+    if report.get("partial"):
+        why = f"<p id=partial>Partial run: {_e(partial_text(report))}. Not a gate verdict.</p>{why}"
     return (
         f'<section class="banner {_e(verdict)}" id="verdict"><h1>HGD gate: '
-        f"<span>{_e(verdict.upper())}</span></h1>{why}<dl class=meta>{rows}</dl></section>"
+        f"<span>{_e(_headline(report))}</span></h1>{why}<dl class=meta>{rows}</dl></section>"
     )
+
+
+def _headline(report: Mapping[str, Any]) -> str:
+    verdict = str(report.get("verdict", "fail")).upper()
+    return f"NO VERDICT (partial run; {verdict} so far)" if report.get("partial") else verdict
 
 
 def _counts(report: Mapping[str, Any]) -> str:
@@ -494,13 +502,12 @@ def _pairs(pairs: Sequence[Mapping[str, Any]]) -> str:
 
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole page as one string; every text from the report is HTML-escaped."""
-    verdict = str(report.get("verdict", "fail"))
     side = _trend(report.get("trend") or []) + _tags(report.get("tags") or {}) + _extras(report)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>HGD gate: {_e(verdict.upper())}</title><style>{STYLE}</style></head>"
+        f"<title>HGD gate: {_e(_headline(report))}</title><style>{STYLE}</style></head>"
         f"<body><main>{_banner(report)}{_counts(report)}"
         f"<div class=grid>{_pressure(report.get('pressure') or {})}<div class=stack>{side}</div>"
         "</div>"

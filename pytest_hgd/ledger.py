@@ -10,8 +10,12 @@ Record format (schema_version 1), keys sorted on write::
                          # optional: "pair_hash": str, "baseline_cached": bool,
                          #           "candidate_cached": bool}},
      "retired": [pair id, ...], "pending_review": int,
-     # optional: "agent": str, "gate": {"samples": int, "alpha": float}
+     # optional: "agent": str, "gate": {"samples": int, "alpha": float},
+     #           "partial": true (pairs were left out: no evidence for pressure or trends)
      "pressure": {...}}
+
+``verdict`` is the gate's one verdict (pairs, rollouts and ``--hgd-max-pressure``), the
+value the run's exit status and reports gave.
 
 A side marked ``*_cached`` came from the reply cache: it repeats an earlier call and is not
 new evidence of the pair's pass rate. ``pair_hash`` (the pair's content) and ``agent`` (the

@@ -219,7 +219,7 @@ class _Resolver:
             return str(value), self.cwd, flag
         if ini:
             ini_value = self.config.getini(ini)
-            if ini_value not in (None, ""):
+            if ini_value not in (None, "", []):  # unset: None, or [] on pytest 7
                 return str(ini_value), self.rootdir, f"ini {ini}"
         return None, self.rootdir, flag or f"ini {ini}"
 

@@ -35,23 +35,24 @@ def build_report(
     agent: Mapping[str, object],
     calls: Mapping[str, Any],
     pressure: Mapping[str, Any],
+    verdict_reasons: Sequence[str],
     samples: Mapping[str, Any] | None = None,
-    extra_reasons: Sequence[str] = (),
     trend: Sequence[Mapping[str, Any]] = (),
     rollouts: Sequence[Mapping[str, Any]] = (),
+    selection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The report of a run whose verdict was made already (`gate.verdict` of
+    ``verdict_reasons``, the same value the ledger records); ``selection`` says how many
+    enforced pairs ran of how many, and why not all (a partial run)."""
     pairs = sorted(pairs, key=lambda p: str(p["id"]))
     counts = gate.count_deltas(p["delta"] for p in pairs)
-    rollout_counts = gate.count_deltas(r["delta"] for r in rollouts)
-    reasons = [
-        *gate.verdict_reasons(counts, strict),
-        *gate.verdict_reasons(rollout_counts, strict, "rollout "),
-        *extra_reasons,
-    ]
+    selection = dict(selection or {"ran": len(pairs), "enforced": len(pairs), "why": []})
     return {
         "schema_version": SCHEMA_VERSION,
-        "verdict": "fail" if reasons else "pass",
-        "verdict_reasons": reasons,
+        "verdict": gate.verdict(verdict_reasons),
+        "verdict_reasons": list(verdict_reasons),
+        "partial": bool(selection["why"]),
+        "selection": selection,
         "strict": strict,
         "counts": counts,
         "pairs": [dict(p) for p in pairs],

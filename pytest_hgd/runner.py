@@ -11,6 +11,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TypeVar
 
 from .agents import Agent, Messages
@@ -36,12 +37,27 @@ class CallSettings:
 def describe_exception(exc: BaseException) -> str:
     """``Type: message (at file:line)`` for the innermost frame of the agent's traceback."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
+    tb = _innermost(exc)
+    if isinstance(exc, asyncio.CancelledError) and _in_asyncio(tb):
+        # Python 3.10 raises a new CancelledError from asyncio's task when the agent raised
+        # one; the agent's own is its context.
+        inner = exc.__context__
+        if isinstance(inner, asyncio.CancelledError) and not _in_asyncio(_innermost(inner)):
+            tb = _innermost(inner)
     if tb is not None:
         text += f" (at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
     return text
+
+
+def _innermost(exc: BaseException) -> TracebackType | None:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb
+
+
+def _in_asyncio(tb: TracebackType | None) -> bool:
+    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("asyncio.")
 
 
 class Scheduler:

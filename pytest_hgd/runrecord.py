@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import gate
 from .ledger import new_record
 
 Payload = Mapping[str, Any]
@@ -53,11 +52,15 @@ def ledger_record(
     baseline_hash: str | None,
     candidate_hash: str,
     agent: Mapping[str, object],
-    strict: bool,
+    verdict: str,
     alpha: float,
     commit: str | None,
+    partial: bool = False,
 ) -> dict[str, Any]:
-    """This run in the ledger's format (``pressure`` is added once it is computed)."""
+    """This run in the ledger's format (``pressure`` is added once it is computed).
+
+    ``verdict`` is the gate's, made once (`gate.verdict`); a ``partial`` run (pairs left
+    out) is marked so that pressure, trends and growth leave it out."""
     entries: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         entry: dict[str, Any] = {"kind": pair["kind"], "delta": pair["delta"]}
@@ -69,15 +72,16 @@ def ledger_record(
         if pair.get("pair_hash"):
             entry["pair_hash"] = pair["pair_hash"]
         entries[str(pair["id"])] = entry
-    counts = gate.count_deltas(p["delta"] for p in pairs)
     samples = max_samples(pairs)
     extra: dict[str, Any] = {"agent": dict(agent)}
     if samples > 1:
         extra["gate"] = {"samples": samples, "alpha": alpha}
+    if partial:
+        extra["partial"] = True
     return new_record(
         candidate_hash=candidate_hash,
         baseline_hash=baseline_hash,
-        verdict=gate.verdict(counts, strict),
+        verdict=verdict,
         pairs=entries,
         commit=commit,
         retired=[str(s["id"]) for s in skipped if s["status"] == "retired"],
@@ -87,9 +91,12 @@ def ledger_record(
 
 
 def trend_point(record: Mapping[str, Any]) -> dict[str, Any] | None:
-    """One ledger run as a point of the pressure trend, or None when it has no pressure."""
+    """One ledger run as a point of the pressure trend, or None when it has no pressure (or
+    is a partial run, no evidence of the suite)."""
     pressure = record.get("pressure")
-    if not isinstance(pressure, Mapping) or not isinstance(pressure.get("value"), int | float):
+    if record.get("partial") is True or not isinstance(pressure, Mapping):
+        return None
+    if not isinstance(pressure.get("value"), int | float):
         return None
     constraints = pressure.get("constraints")
     count = constraints.get("value") if isinstance(constraints, Mapping) else None

@@ -6,13 +6,13 @@ import contextlib
 import gc
 import shlex
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import runrecord, stats
+from . import gate, runrecord, stats
 from .agents import Agent, AgentSpecError
 from .builtins import Builtins
 from .cache import ReplyCache
@@ -33,6 +33,7 @@ from .prompts import Prompt, PromptError, load_prompt
 from .report import build_report, write_json
 from .rollout import RolloutResult, RolloutRunner
 from .runner import CallSettings, Scheduler
+from .selection import SELECTION_KEY, Selection
 from .summary import render_terminal, write_markdown
 from .warning_types import HGDPressureWarning
 from .xdist_support import is_controller, is_worker, queued_items
@@ -127,6 +128,7 @@ class HGDSession:
             self.scheduler, self.evaluator.prompts, self.registry, self._simulated_customer
         )
         self.skipped: list[dict[str, Any]] = []
+        self.selection = Selection()
         self.report: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.errors: list[str] = []
@@ -149,8 +151,12 @@ class HGDSession:
         if not session.config.option.collectonly and not is_controller(self.config):
             self.scheduler.warm_up()
 
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        self.selection.deselected += sum(1 for item in items if self._runnable(item))
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.all_items = list(session.items)
+        self.selection.collected = len(self._runnable_items())
         if not session.config.option.collectonly:
             # What collection built (items, pairs, their checks) lives until the run ends.
             # Frozen, it is left out of the full garbage collections during the run, each of
@@ -304,11 +310,9 @@ class HGDSession:
         else:
             reporter.write_line(text)
 
-    def _pressure_and_ledger(
-        self, record: dict[str, Any]
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Pressure from the ledger window and this run; then this run joins the ledger.
-        Also returns the trend: pressure and constraints of the last runs, this one last."""
+    def _pressure(self, record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Pressure from the ledger window and this run, and the ledger's earlier runs.
+        Partial runs (pairs left out) are no evidence of the suite: left out of the window."""
         history: list[dict[str, Any]] = []
         if self.settings.ledger is not None:
             read = read_ledger(self.settings.ledger)
@@ -316,37 +320,54 @@ class HGDSession:
             self.notes.extend(f"ledger: {problem}" for problem in read.problems)
         pressure = compute_pressure(
             record,
-            history,
+            [r for r in history if r.get("partial") is not True],
             window=self.settings.pressure_window,
             probe=self._run_probe(),
             warn_at=self.settings.pressure_warn,
         )
+        return pressure, history
+
+    def _append_to_ledger(self, record: dict[str, Any]) -> None:
         if self.settings.ledger is not None:
             try:
-                append_record(self.settings.ledger, {**record, "pressure": pressure})
+                append_record(self.settings.ledger, record)
             except OSError as exc:
                 self.notes.append(
                     f"ledger: cannot append to {self.settings.ledger}: {exc.strerror or exc}"
                 )
-        trend = [runrecord.trend_point(r) for r in [*history, {**record, "pressure": pressure}]]
-        return pressure, [point for point in trend if point is not None][-TREND_RUNS:]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """xdist's controller: what a worker collected and deselected (each collects all)."""
+        self.selection.merge(getattr(node, "workeroutput", {}).get(SELECTION_KEY))
 
     def build(self) -> dict[str, Any]:
+        strict = self.settings.strict
+        evidence = gate.evidence_reasons(
+            gate.count_deltas(p["delta"] for p in self.pairs),
+            gate.count_deltas(r["delta"] for r in self.rollouts),
+            strict,
+        )
+        selection = self.selection.summary(self.config, ran=len(self.pairs))
         record = runrecord.ledger_record(
             self.pairs,
             self.skipped,
             baseline_hash=self.baseline.sha256 if self.baseline else None,
             candidate_hash=self.candidate.sha256,
             agent=self.agent.identity,
-            strict=self.settings.strict,
+            verdict=gate.verdict(evidence),  # what the pairs and rollouts say, for pressure
             alpha=self.settings.alpha,
             commit=runrecord.git_commit(self.config.rootpath),
+            partial=bool(selection["why"]),
         )
-        pressure, trend = self._pressure_and_ledger(record)
-        reasons = []
+        pressure, history = self._pressure(record)
+        reasons = list(evidence)
         limit = self.settings.max_pressure
         if limit is not None and pressure["value"] > limit:
             reasons.append(f"pressure {pressure['value']:.2f} above --hgd-max-pressure={limit:g}")
+        record = {**record, "verdict": gate.verdict(reasons), "pressure": pressure}
+        self._append_to_ledger(record)
+        trend = [runrecord.trend_point(r) for r in [*history, record]]
         prompts = {
             "candidate": {"source": self.candidate.source, "sha256": self.candidate.sha256},
             "baseline": {"source": self.baseline.source, "sha256": self.baseline.sha256}
@@ -361,10 +382,11 @@ class HGDSession:
             agent=self.agent.identity,
             calls=runrecord.calls(self.pairs),
             pressure=pressure,
+            verdict_reasons=reasons,
             samples={"max": runrecord.max_samples(self.pairs), "alpha": self.settings.alpha},
-            extra_reasons=reasons,
-            trend=trend,
+            trend=[point for point in trend if point is not None][-TREND_RUNS:],
             rollouts=self.rollouts,
+            selection=selection,
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -373,6 +395,8 @@ class HGDSession:
         self.scheduler.flush()  # every reply written to the cache, or its error known
         if self.scheduler.cache_error:
             self.notes.append(self.scheduler.cache_error)
+        if is_worker(self.config):
+            self.selection.hand_to_controller(self.config)
         if is_worker(self.config) or session.config.option.collectonly:
             return
         if not self.pairs and not self.skipped and not self.rollouts:
@@ -427,14 +451,33 @@ class HGDSession:
                     lineno=0,
                 )
 
-    def _next_command(self) -> str:
-        assert self.report is not None
-        args = shlex.join(["pytest", *self.config.invocation_params.args])
-        if self.report["verdict"] == "fail":
-            return f"fix the prompt, then rerun the failing pairs first: {args} --lf"
+    def _next_command(self, report: dict[str, Any]) -> str:
+        args = list(self.config.invocation_params.args)
+        if report["verdict"] == "fail":
+            failing = [*report["pairs"], *report["rollouts"]]
+            if any(p["delta"] == "error" for p in failing) and not any(
+                p["delta"] in ("regressed", "new_fail") for p in failing
+            ):
+                what = "check the agent or its endpoint (the errors above say what it did)"
+            else:
+                what = "fix the prompt"
+            return f"{what}, then rerun the failing pairs first: {self._rerun_failing(args)}"
+        if report.get("partial"):
+            return (
+                "run every enforced pair (no -k, -m, --lf, --deselect, node ids or -x) "
+                "for the gate's verdict"
+            )
         if self.baseline is None:
-            return f"compare against the champion: {args} --hgd-baseline=git:main:PATH"
+            command = shlex.join(["pytest", *args])
+            return f"compare against the champion: {command} --hgd-baseline=git:main:PATH"
         return "the candidate passes the gate: merge it to make it the champion"
+
+    def _rerun_failing(self, args: list[str]) -> str:
+        """The command again, with ``--lf`` unless it has it or pytest's cache is off."""
+        has_lf = any(arg in ("--lf", "--last-failed") for arg in args)
+        if has_lf or not self.config.pluginmanager.has_plugin("cacheprovider"):
+            return shlex.join(["pytest", *args])
+        return shlex.join(["pytest", *args, "--lf"])
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.cleared is not None:
@@ -449,7 +492,7 @@ class HGDSession:
             terminalreporter.write_line(f"hgd: error: {error}", red=True, bold=True)
         if self.report is None:
             return
-        for text, markup in render_terminal(self.report, self._next_command()):
+        for text, markup in render_terminal(self.report, self._next_command(self.report)):
             terminalreporter.write_line(text, **markup)
         for kind, path in (
             ("JSON report", self.settings.report),

@@ -270,9 +270,12 @@ def suite_counts(pairs: Sequence[Pair]) -> dict[str, Any]:
 
 
 def growth_series(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
-    """(time, suite size) per ledger run, from ``pressure.constraints.value``."""
+    """(time, suite size) per ledger run, from ``pressure.constraints.value``; partial runs
+    (pairs left out, ``"partial": true``) measure no suite and are left out."""
     series = []
     for record in records:
+        if record.get("partial") is True:
+            continue
         pressure = record.get("pressure")
         constraints = pressure.get("constraints") if isinstance(pressure, dict) else None
         if isinstance(constraints, dict):

@@ -193,20 +193,36 @@ def render_terminal(report: Mapping[str, Any], rerun: str) -> list[Line]:
         )
     verdict = report["verdict"]
     reasons = "; ".join(report.get("verdict_reasons", []))
-    lines.append(
-        (
-            f"verdict: {verdict.upper()}" + (f" ({reasons})" if reasons else ""),
-            {"green": verdict == "pass", "red": verdict == "fail", "bold": True},
-        )
-    )
+    if report.get("partial"):
+        lines.append((f"partial run: {partial_text(report)}", {"yellow": True}))
+        text = "verdict: NONE for the gate (a partial run)"
+        text += f"; the pairs that ran fail it ({reasons})" if reasons else ""
+        markup = {"yellow": verdict == "pass", "red": verdict == "fail", "bold": True}
+    else:
+        text = f"verdict: {verdict.upper()}" + (f" ({reasons})" if reasons else "")
+        markup = {"green": verdict == "pass", "red": verdict == "fail", "bold": True}
+    lines.append((text, markup))
     lines.append((f"next: {rerun}", {}))
     return lines
 
 
+def partial_text(report: Mapping[str, Any]) -> str:
+    """``3 of 35 enforced pairs ran (why)`` for a partial run's report."""
+    selection = report.get("selection") or {}
+    why = "; ".join(selection.get("why", []))
+    ran, enforced = selection.get("ran", 0), selection.get("enforced", 0)
+    return f"{ran} of {enforced} enforced pairs ran ({why})"
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The same summary as Markdown, for a pull-request comment."""
-    icon = "✅" if report["verdict"] == "pass" else "❌"
-    out = [f"## {icon} HGD gate: {report['verdict']}", ""]
+    if report.get("partial"):
+        icon = "⚠️" if report["verdict"] == "pass" else "❌"
+        out = [f"## {icon} HGD gate: no verdict (partial run)", ""]
+        out += [f"Partial run: {partial_text(report)}. Not a gate verdict: do not merge on it.", ""]
+    else:
+        icon = "✅" if report["verdict"] == "pass" else "❌"
+        out = [f"## {icon} HGD gate: {report['verdict']}", ""]
     if report.get("verdict_reasons"):
         out += [f"Reasons: {'; '.join(report['verdict_reasons'])}", ""]
     out += ["| delta | pairs |", "|---|---:|"]

@@ -108,7 +108,7 @@ def test_python_m_and_console_script_help() -> None:
         [sys.executable, "-m", "pytest_hgd", "--help"], capture_output=True, text=True, check=False
     )
     assert run.returncode == 0 and "ingest" in run.stdout and "review" in run.stdout
-    script = shutil.which("hgd")
+    script = shutil.which("hgd", path=str(Path(sys.executable).parent))  # this venv's, not PATH's
     if script is None:
         pytest.skip("the hgd console script is not installed")
     run = subprocess.run([script, "ingest", "--help"], capture_output=True, text=True, check=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from conftest import Gate, conversation
 
@@ -225,7 +227,9 @@ def test_ini_prompt_is_the_candidate_and_ini_paths_are_rootdir_relative(hgd: Gat
     hgd.pytester.makeini("[pytest]\nhgd_agent = hgd_agent:reply\nhgd_prompt = prompts/p.txt\n")
     hgd.pairs("pairs/c.hgd.yaml", conversation(pair("a", checks=CHECK)))
     sub = hgd.path / "pairs"
-    result = hgd.pytester.run("python", "-m", "pytest", "--hgd", "-p", "no:cacheprovider", str(sub))
+    result = hgd.pytester.run(
+        sys.executable, "-m", "pytest", "--hgd", "-p", "no:cacheprovider", str(sub)
+    )
     assert result.ret == 0, result.stdout.str()
 
 

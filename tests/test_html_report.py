@@ -165,6 +165,7 @@ def sample_report() -> dict[str, Any]:
         agent={"kind": "python", "target": "agent:reply", "source_sha256": "a" * 64},
         calls={"baseline": 0, "candidate": 30, "cache_hits": {"baseline": 30, "candidate": 0}},
         pressure=pressure,
+        verdict_reasons=["1 regressed", "1 error"],
         samples={"max": 5, "alpha": 0.05},
         trend=[
             {"time": t, "pressure": p, "constraints": c, "verdict": v, "candidate": cand}

@@ -106,7 +106,7 @@ def test_json_report(hgd: Gate) -> None:
             "skipped: 1 retired, 1 pending review",
             "*suv * 50% → 100%  (2 pairs)",
             "verdict: FAIL (1 regressed)",
-            "next: *--lf",
+            "next: fix the prompt, then rerun the failing pairs first: pytest *",
         ]
     )
 

@@ -50,7 +50,9 @@ def call(rollout: bool = True, **extra: Any) -> dict[str, Any]:
     }
 
 
-def setup(hgd: Gate, candidate: dict[str, Any], document: dict[str, Any]) -> tuple[str, ...]:
+def set_up_rollout(
+    hgd: Gate, candidate: dict[str, Any], document: dict[str, Any]
+) -> tuple[str, ...]:
     hgd.pytester.makepyfile(rollout_agent=ROLLOUT_AGENT)
     (hgd.path / "base.txt").write_text(json.dumps(BASELINE), encoding="utf-8")
     (hgd.path / "cand.txt").write_text(json.dumps(candidate), encoding="utf-8")
@@ -65,7 +67,7 @@ def setup(hgd: Gate, candidate: dict[str, Any], document: dict[str, Any]) -> tup
 
 
 def test_rollout_that_passes(hgd: Gate) -> None:
-    result = hgd.run(*setup(hgd, BASELINE | {"x": 1}, call()))
+    result = hgd.run(*set_up_rollout(hgd, BASELINE | {"x": 1}, call()))
     result.assert_outcomes(passed=3)
     (rollout,) = hgd.report()["rollouts"]
     assert rollout["id"] == "call.hgd.yaml::rollout" and rollout["delta"] == "kept"
@@ -80,7 +82,7 @@ def test_rollout_that_passes(hgd: Gate) -> None:
 
 
 def test_a_later_turn_fails_only_because_of_an_earlier_reply(hgd: Gate) -> None:
-    result = hgd.run(*setup(hgd, DRIFTING, call()))
+    result = hgd.run(*set_up_rollout(hgd, DRIFTING, call()))
     result.assert_outcomes(passed=2, failed=1)  # both pairs pass teacher-forced
     assert result.ret == 1
     report = hgd.report()
@@ -113,7 +115,7 @@ def test_a_later_turn_fails_only_because_of_an_earlier_reply(hgd: Gate) -> None:
 )
 def test_final_checks_read_the_whole_transcript(hgd: Gate, pattern: str, passes: bool) -> None:
     document = call(final=[{"regex": pattern}, {"contains": "customer: price please"}])
-    result = hgd.run(*setup(hgd, BASELINE | {"x": 1}, document))
+    result = hgd.run(*set_up_rollout(hgd, BASELINE | {"x": 1}, document))
     (rollout,) = hgd.report()["rollouts"]
     assert rollout["candidate"]["passed"] is passes
     if not passes:
@@ -124,7 +126,7 @@ def test_final_checks_read_the_whole_transcript(hgd: Gate, pattern: str, passes:
 
 
 def test_rollout_flag_and_keyword(hgd: Gate) -> None:
-    args = setup(hgd, BASELINE | {"x": 1}, call(rollout=False))
+    args = set_up_rollout(hgd, BASELINE | {"x": 1}, call(rollout=False))
     hgd.run(*args).assert_outcomes(passed=2)
     result = hgd.run(*args, "--hgd-rollout", "-k", "rollout")
     result.assert_outcomes(passed=1, deselected=2)
@@ -138,7 +140,7 @@ import pytest
 def pytest_hgd_customer_turn(config, conversation, transcript, recorded):
     return "price for me?" if recorded.startswith("price") else None
 """)
-    hgd.run(*setup(hgd, BASELINE | {"x": 1}, call()))
+    hgd.run(*set_up_rollout(hgd, BASELINE | {"x": 1}, call()))
     (rollout,) = hgd.report()["rollouts"]
     assert rollout["candidate"]["transcript"][3]["text"] == "price for me?"
     assert rollout["candidate"]["passed"] is True
@@ -147,7 +149,7 @@ def pytest_hgd_customer_turn(config, conversation, transcript, recorded):
 def test_agent_error_in_a_rollout_is_an_error(hgd: Gate) -> None:
     document = call()
     document["pairs"][1]["customer"] = "RAISE"
-    result = hgd.run(*setup(hgd, BASELINE | {"x": 1}, document))
+    result = hgd.run(*set_up_rollout(hgd, BASELINE | {"x": 1}, document))
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines(
         [
@@ -160,7 +162,7 @@ def test_agent_error_in_a_rollout_is_an_error(hgd: Gate) -> None:
 def test_rollout_id_is_reserved(hgd: Gate) -> None:
     document = call()
     document["pairs"][0]["id"] = "rollout"
-    result = hgd.run(*setup(hgd, BASELINE, document))
+    result = hgd.run(*set_up_rollout(hgd, BASELINE, document))
     result.stdout.fnmatch_lines(
         ["*pair id 'rollout' is reserved for the conversation's rollout item*"]
     )
@@ -168,6 +170,6 @@ def test_rollout_id_is_reserved(hgd: Gate) -> None:
 
 def test_rollouts_under_xdist(hgd: Gate) -> None:
     pytest.importorskip("xdist")
-    result = hgd.run(*setup(hgd, DRIFTING, call()), "-p", "xdist", "-n", "2")
+    result = hgd.run(*set_up_rollout(hgd, DRIFTING, call()), "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=2, failed=1)
     assert hgd.report()["rollouts"][0]["candidate"]["first_failed_turn"] == 2

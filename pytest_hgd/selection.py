@@ -1,0 +1,56 @@
+"""Which of the suite's enforced pairs a run ran, and why not all of them (a partial run).
+
+A run that leaves enforced pairs out (``-k``, ``-m``, ``--lf``, ``--deselect``, node ids on
+the command line, ``-x``/``--maxfail`` stopping early) is no gate verdict: its report says
+``"partial": true``, its summary never says PASS, and the ledger keeps it out of pressure,
+trends and growth. Under xdist each worker collects the whole suite and hands its counts to
+the controller, which decides as a serial run would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+SELECTION_KEY = "hgd_selection"  # the worker's entry in xdist's ``workeroutput``
+
+
+@dataclass
+class Selection:
+    collected: int = 0  # enforced pairs collected and selected to run
+    deselected: int = 0  # enforced pairs deselected after collection
+
+    def merge(self, counts: object) -> None:
+        """Counts a worker handed over (every worker collects the same suite)."""
+        if isinstance(counts, dict):
+            self.collected = max(self.collected, int(counts.get("collected", 0)))
+            self.deselected = max(self.deselected, int(counts.get("deselected", 0)))
+
+    def hand_to_controller(self, config: pytest.Config) -> None:
+        output = getattr(config, "workeroutput", None)
+        if isinstance(output, dict):
+            output[SELECTION_KEY] = {"collected": self.collected, "deselected": self.deselected}
+
+    def summary(self, config: pytest.Config, ran: int) -> dict[str, Any]:
+        """``{"ran", "enforced", "why"}``: ``why`` is empty for a run of the whole suite."""
+        why: list[str] = []
+        if self.deselected:
+            why.append(f"{self.deselected} deselected (-k, -m, --lf or --deselect)")
+        if _last_failed_only(config):
+            why.append("--lf: files without earlier failures were not collected")
+        if any("::" in str(arg) for arg in config.args):
+            why.append("node ids on the command line")
+        if ran < self.collected:
+            why.append(f"{self.collected - ran} not run (-x or --maxfail stopped the run)")
+        return {"ran": ran, "enforced": max(ran, self.collected + self.deselected), "why": why}
+
+
+def _last_failed_only(config: pytest.Config) -> bool:
+    """``--lf`` with earlier pair failures on record: pytest collects only their files."""
+    cache = getattr(config, "cache", None)
+    if not config.getoption("lf", False) or cache is None:
+        return False
+    failed = cache.get("cache/lastfailed", {})
+    return isinstance(failed, dict) and any(".hgd.y" in str(node_id) for node_id in failed)
