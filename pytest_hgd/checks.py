@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import re
+import signal
+import threading
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -14,6 +18,7 @@ from typing import Any
 from .model import Check, CheckResult, Pair
 
 DEFAULT_SIMILAR_MIN = 0.6
+CHECK_SECONDS = 2.0  # the time limit of one check on one reply (see CheckClock)
 EXCERPT_CHARS = 120
 
 Outcome = tuple[bool, str]
@@ -63,6 +68,12 @@ def check_not_contains(reply: str, arg: str | list[str], pair: Pair) -> tuple[bo
     return not found, f"contains forbidden {', '.join(repr(s) for s in found)}"
 
 
+def _needles_problem(arg: Any) -> str | None:
+    if any(not needle for needle in _as_list(arg)):
+        return "an empty string is in every reply, so it checks nothing; write the text to look for"
+    return None
+
+
 def check_regex(reply: str, arg: str, pair: Pair) -> tuple[bool, str]:
     return re.search(arg, reply) is not None, f"no match for /{arg}/"
 
@@ -86,9 +97,8 @@ def check_json_schema(reply: str, arg: Mapping[str, Any], pair: Pair) -> tuple[b
         document = json.loads(reply)
     except ValueError as exc:
         return False, f"reply is not JSON: {exc}"
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(arg).iter_errors(document)
-    )
+    validator = jsonschema.Draft202012Validator(arg, registry=_no_retrieval())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is None:
         return True, ""
     return False, f"JSON does not match the schema: {error.message}"
@@ -101,7 +111,39 @@ def _schema_problem(arg: Any) -> str | None:
         jsonschema.Draft202012Validator.check_schema(arg)
     except jsonschema.exceptions.SchemaError as exc:
         return f"json_schema is not a valid JSON Schema: {exc.message}"
+    outside = next(_outside_references(arg), None)
+    if outside is not None:
+        return (
+            f"json_schema: $ref {outside!r} points outside the schema; only references inside "
+            "it (`#/$defs/...`) are resolved, never a URL or a file. Copy what it points to "
+            "under `$defs`"
+        )
     return None
+
+
+def _outside_references(schema: Any) -> Iterator[str]:
+    """Every ``$ref`` / ``$dynamicRef`` that does not point inside the schema itself."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                    if not value.startswith("#"):
+                        yield value
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+@lru_cache(maxsize=1)
+def _no_retrieval() -> Any:
+    """An empty registry: a reference outside the schema is unresolvable, never fetched
+    (jsonschema's default retrieves URLs)."""
+    import referencing
+
+    return referencing.Registry()
 
 
 WORD = re.compile(r"\w+")
@@ -149,8 +191,8 @@ _STRINGS: Mapping[str, Any] = {
 }
 
 BUILTIN_CHECKS: tuple[CheckType, ...] = (
-    CheckType("contains", check_contains, _STRINGS),
-    CheckType("not_contains", check_not_contains, _STRINGS),
+    CheckType("contains", check_contains, _STRINGS, _needles_problem),
+    CheckType("not_contains", check_not_contains, _STRINGS, _needles_problem),
     CheckType("regex", check_regex, {"type": "string"}, _regex_problem),
     CheckType("max_chars", check_max_chars, {"type": "integer", "minimum": 0}),
     CheckType("json_schema", check_json_schema, {"type": ["object", "boolean"]}, _schema_problem),
@@ -183,18 +225,81 @@ def run_checks(
     loop); without one, asynchronous checks are an error.
     """
     results = []
-    for check in pair.checks or (DEFAULT_CHECK,):
-        outcome = registry[check.name].function(reply, check.arg, pair)
-        if type(outcome) is not tuple and inspect.isawaitable(outcome):
-            if resolve is None:
-                raise TypeError(f"check {check.name!r} is asynchronous: it needs the gate's loop")
-            outcome = resolve(outcome)
-        passed, message = outcome
-        if passed is True:
-            results.append(_passed(check.name))
-        else:
-            results.append(CheckResult(check.name, passed, "" if passed else message))
+    checks = pair.checks or (DEFAULT_CHECK,)
+    with CheckClock(len(checks)) as clock:
+        for check in checks:
+            clock.current = check.name
+            outcome = registry[check.name].function(reply, check.arg, pair)
+            if type(outcome) is not tuple and inspect.isawaitable(outcome):
+                if resolve is None:
+                    raise TypeError(
+                        f"check {check.name!r} is asynchronous: it needs the gate's loop"
+                    )
+                with clock.paused():  # waiting on the loop (a judge's call) is not CPU
+                    outcome = resolve(outcome)
+            passed, message = outcome
+            if passed is True:
+                results.append(_passed(check.name))
+            else:
+                results.append(CheckResult(check.name, passed, "" if passed else message))
     return tuple(results)
+
+
+class CheckTimeout(Exception):
+    """A check ran past its time limit (a regex that backtracks without end, say)."""
+
+
+class CheckClock:
+    """A time limit on a reply's checks: CHECK_SECONDS each, as one SIGALRM timer.
+
+    CPython's regex engine polls for signals, so the alarm's handler stops a runaway
+    ``regex:`` check or schema ``pattern`` with `CheckTimeout`, naming the check. Only the
+    main thread receives signals: elsewhere (a rollout's checks, on the gate's event loop),
+    and where there is no SIGALRM (Windows), checks run without a limit. A timer set by
+    someone else (pytest-timeout, say) is put back afterwards, less the time spent here."""
+
+    def __init__(self, checks: int) -> None:
+        self.seconds = CHECK_SECONDS * checks
+        self.current = ""
+        self.armed = hasattr(signal, "setitimer") and (
+            threading.current_thread() is threading.main_thread()
+        )
+        self._previous: Any = None
+        self._timer: tuple[float, float] = (0.0, 0.0)
+        self._started = 0.0
+
+    def _alarm(self, signum: int, frame: object) -> None:
+        raise CheckTimeout(
+            f"check {self.current!r} ran past the {CHECK_SECONDS:g} s limit of a check "
+            "(a regex that backtracks without end?)"
+        )
+
+    def __enter__(self) -> CheckClock:
+        if self.armed:
+            self._started = time.monotonic()
+            self._previous = signal.signal(signal.SIGALRM, self._alarm)
+            self._timer = signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+            delay, interval = self._timer
+            if delay > 0:
+                left = delay - (time.monotonic() - self._started)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), interval)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        if not self.armed:
+            yield
+            return
+        left, _ = signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
 
 
 @lru_cache(maxsize=256)

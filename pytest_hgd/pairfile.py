@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
@@ -22,6 +23,35 @@ if TYPE_CHECKING:  # jsonschema is imported only when a file breaks the schema: 
 
 SUFFIXES = (".hgd.yaml", ".hgd.yml")
 MAX_BYTES = 10 * 1024 * 1024
+
+
+def shown(text: str) -> str:
+    """``text`` with every character that would not print as itself escaped (``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _unprintable(text: str) -> str | None:
+    """The first character of ``text`` that does not print as itself (control, format and
+    bidi characters, line breaks, unusual spaces), described; None when there is none."""
+    if text.isprintable():
+        return None
+    char = next(c for c in text if not c.isprintable())
+    name = unicodedata.name(char, unicodedata.category(char))
+    return f"U+{ord(char):04X} ({name})"
+
+
+def _refuse_unprintable(text: str, what: str, display: str, line: int | None, hint: str) -> None:
+    bad = _unprintable(text)
+    if bad is not None:
+        raise PairFileError(
+            display,
+            line,
+            f"{what} {shown(text)!r} has the invisible or control character {bad}: it would "
+            "print like another name, or rewrite the terminal line.",
+            hint,
+        )
 
 
 def is_pair_file(path: Path) -> bool:
@@ -169,6 +199,7 @@ def load_pairs(path: Path, display: str, registry: Mapping[str, CheckType]) -> l
 
 def load_conversation(path: Path, display: str, registry: Mapping[str, CheckType]) -> Conversation:
     """Read one pair file: its pairs and its rollout settings. Raises PairFileError."""
+    _refuse_unprintable(display, "the file name", shown(display), None, "Rename the file.")
     try:
         with path.open("rb") as handle:  # never more than the limit, whatever the file is
             size = os.fstat(handle.fileno()).st_size
@@ -278,6 +309,14 @@ def _build(
     file_tags = list(document.get("tags", []))
     only_file_tags = tuple(dict.fromkeys(file_tags))
     conversation = str(document.get("conversation") or conversation_name(path))
+    for t_index, tag in enumerate(file_tags):
+        hint = "Use letters, digits, - and _."
+        _refuse_unprintable(tag, "tag", display, reader.line(("tags", t_index)), hint)
+    if "conversation" in document:
+        hint = "Name the conversation with letters, digits, - and _."
+        _refuse_unprintable(
+            conversation, "conversation", display, reader.line(("conversation",)), hint
+        )
     history = _Histories()
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
@@ -285,6 +324,18 @@ def _build(
         where: Location = ("pairs", index)
         line = reader.line(where)
         pair_id = str(raw.get("id", index))
+        if "id" in raw:
+            id_line = reader.line((*where, "id")) or line
+            _refuse_unprintable(
+                pair_id, "pair id", display, id_line, "Use letters, digits, - and _."
+            )
+            if "::" in pair_id:
+                raise PairFileError(
+                    display,
+                    id_line,
+                    f"pair id {pair_id!r} holds '::', which separates the parts of a test id.",
+                    "Use letters, digits, - and _.",
+                )
         if pair_id in seen:
             raise PairFileError(
                 display,
@@ -303,6 +354,10 @@ def _build(
                 f"pairs[{index}]: needs a `reply` or `checks`.",
                 "Write the reply the agent should give, or checks it must pass.",
             )
+        if "tags" in raw:
+            for t_index, tag in enumerate(raw["tags"]):
+                tag_line = reader.line((*where, "tags", t_index)) or line
+                _refuse_unprintable(tag, "tag", display, tag_line, "Use letters, digits, - and _.")
         tags = tuple(dict.fromkeys([*file_tags, *raw["tags"]])) if "tags" in raw else only_file_tags
         pairs.append(
             Pair(

@@ -172,10 +172,9 @@ class Scheduler:
         async with self._semaphore:
             handed = time.monotonic()
             try:
-                text = await within(limit, _no_exit(self.agent.reply(prompt, messages)))
-                problem = _not_text(text)
-                if problem is not None:
-                    raise AgentError(problem)
+                text = _plain_text(
+                    await within(limit, _no_exit(self.agent.reply(prompt, messages)))
+                )
             except asyncio.TimeoutError:
                 error = f"agent call timed out after {self.settings.timeout:g} s (--hgd-timeout)"
                 if self._queues_calls and time.monotonic() - handed >= limit:
@@ -312,15 +311,20 @@ async def _no_exit(call: Awaitable[T]) -> T:
         raise _AgentExit(exc) from exc
 
 
-def _not_text(reply: object) -> str | None:
-    """Why a reply is not text the gate can check, store and report; None when it is."""
+def _plain_text(reply: object) -> str:
+    """The reply as a plain ``str`` (a subclass could answer ``lower`` or ``len`` its own
+    way, and would check differently fresh and from the cache); AgentError when it is not
+    text the gate can check, store and report."""
     if not isinstance(reply, str):
-        return f"agent returned {type(reply).__name__}, not a str"
+        raise AgentError(f"agent returned {type(reply).__name__}, not a str")
+    text = str.__str__(reply) if type(reply) is not str else reply
     try:
-        reply.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate: no file could hold it
-        return f"agent returned a str that is not valid Unicode (at index {exc.start})"
-    return None
+        raise AgentError(
+            f"agent returned a str that is not valid Unicode (at index {exc.start})"
+        ) from None
+    return text
 
 
 def _chain(task: asyncio.Task[Reply], future: ReplyFuture) -> None:
