@@ -5,7 +5,9 @@ connections for many concurrent `reply` calls, on the lean transport of `http_tr
 (httpx's own where an environment proxy applies). Retries connection errors, 408/409/429
 and 5xx with exponential backoff and full jitter, honouring `Retry-After`, all within
 the per-call timeout. The API key is read once from the environment, kept in memory
-only, and scrubbed from every message built from server output and from the replies.
+only, and scrubbed from every message built from server output. Replies are returned as
+the server sent them (checks must see them whole); `redact` masks secrets in what is
+written and printed, and keeps a reply that holds one out of the cache.
 """
 
 from __future__ import annotations
@@ -230,7 +232,7 @@ class HTTPAgent:
                 f"reply from {self._url} has no text at choices[0].message.content: "
                 f"{self._excerpt(json.dumps(data))!r}"
             )
-        return self._scrub(content)  # a server that echoes the key must not get it cached
+        return content  # as returned: checks see it whole; output is scrubbed (redact.py)
 
     def _timed_out(self) -> AgentError:
         s = self._settings

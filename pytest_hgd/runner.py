@@ -9,7 +9,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -77,6 +77,8 @@ class Scheduler:
         self.cache = cache
         self.settings = settings
         self.cache_error: str | None = None  # the first failed cache write, if any
+        # replies never written to the cache (those holding a secret: see redact.py)
+        self.uncacheable: Callable[[str], bool] | None = None
         self._futures: dict[str, ReplyFuture] = {}
         self._pending: list[tuple[ReplyFuture, str, Role, str, Messages]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -195,7 +197,8 @@ class Scheduler:
                 cause = exc.original if isinstance(exc, _AgentExit) else exc
                 error = f"agent raised {describe_exception(cause)}"
                 return Reply(None, error)
-            if self.cache is not None and self.settings.write_cache:
+            secret = self.uncacheable is not None and self.uncacheable(text)
+            if self.cache is not None and self.settings.write_cache and not secret:
                 self._store(key, text)
             return Reply(text)
 

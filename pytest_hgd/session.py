@@ -30,6 +30,7 @@ from .pairfile import is_pair_file, load_pairs
 from .pressure import ProbeResult, compute_pressure
 from .probe import ProbePlan, run_probe
 from .prompts import Prompt, PromptError, load_prompt
+from .redact import redactor_for
 from .report import build_report, write_json
 from .rollout import RolloutResult, RolloutRunner
 from .runner import CallSettings, Scheduler
@@ -111,6 +112,11 @@ class HGDSession:
                 write_cache=settings.write_cache,
             ),
         )
+        self.redactor = redactor_for(
+            (settings.http.api_key_env, settings.judge.api_key_env), settings.http.headers
+        )
+        if self.redactor.active:
+            self.scheduler.uncacheable = self.redactor.finds
         self.all_items: list[pytest.Item] = []
         self.evaluator = Evaluator(
             self.scheduler,
@@ -248,8 +254,21 @@ class HGDSession:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         if isinstance(item, GateItem) and item.hgd_payload and call.when == item.hgd_payload_phase:
-            report.hgd = item.hgd_payload  # type: ignore[attr-defined]
+            report.hgd = self.redactor.value(item.hgd_payload)  # type: ignore[attr-defined]
+        if self.redactor.active and isinstance(item, GateItem):
+            self._redact_report(report)
         return report
+
+    def _redact_report(self, report: pytest.TestReport) -> None:
+        """No secret in what pytest prints or writes (terminal, JUnit XML): the failure
+        text, a skip's or an xfail's reason."""
+        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+            report.longrepr = self.redactor.text(str(report.longrepr))
+        elif isinstance(report.longrepr, tuple):
+            path, line, reason = report.longrepr
+            report.longrepr = (path, line, self.redactor.text(reason))
+        if isinstance(getattr(report, "wasxfail", None), str):
+            report.wasxfail = self.redactor.text(report.wasxfail)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "hgd", None)

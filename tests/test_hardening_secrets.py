@@ -95,7 +95,7 @@ def test_the_http_agents_key_is_never_written_or_printed(
     assert (hgd.path / ".hgd" / "ledger.jsonl").exists()
     with contextlib.closing(sqlite3.connect(hgd.path / ".hgd" / "cache" / DATABASE)) as db:
         cached = [reply for (reply,) in db.execute("SELECT reply FROM replies")]
-    assert "Re: m6, your key is *** and org ***" in cached  # the cache holds the redacted reply
+    assert not any("Re: m6" in reply for reply in cached)  # a reply holding a key: not cached
     _assert_nowhere(hgd.path, result.stdout.str(), result.stderr.str())
 
 
@@ -108,12 +108,11 @@ def leaky(prompt, messages):
 """
 
 
-def test_a_python_agents_own_messages_are_reported_as_they_are(
+def test_a_python_agents_messages_are_masked_of_keys_from_the_environment(
     hgd: Gate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The boundary: pytest-hgd reads no key for a Python agent and cannot know what its
-    messages hold. An exception's message is the agent's own output, shown verbatim so it
-    can be debugged; keeping secrets out of it is the agent's job (docs/guarantees.md)."""
+    """A Python agent reads its own key; an environment variable named like one (`THE_KEY`)
+    holding a value shaped like one is masked in everything shown (redact.py's rule)."""
     monkeypatch.setenv("THE_KEY", KEY)
     with (hgd.path / "hgd_agent.py").open("a", encoding="utf-8") as module:
         module.write(PYTHON_AGENT)
@@ -121,5 +120,56 @@ def test_a_python_agents_own_messages_are_reported_as_they_are(
     hgd.pairs("c.hgd.yaml", conversation({"id": "a", "customer": "a", "reply": "x"}))
     result = hgd.run("--hgd-candidate=p.txt", "--hgd-agent=hgd_agent:leaky")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*agent raised RuntimeError: could not log in with {KEY}*"])
-    assert "Traceback" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*agent raised RuntimeError: could not log in with [*][*][*] *"])
+    assert "Traceback" not in result.stdout.str() and KEY not in result.stdout.str()
+
+
+def test_scrubbing_never_changes_what_is_checked(
+    hgd: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: replies were scrubbed before their checks. A header `X-Team: sales rep`
+    turned "a sales rep will call you" into "a *** will call you" (its `contains` failed),
+    and a short key mangled ordinary replies. Now checks see the reply as returned; output
+    masks only secrets, whole, split in pieces or spaced out."""
+    monkeypatch.setenv("HGD_SHORT_KEY", "abc")  # too short to be a secret: never masked
+    (hgd.path / "p.txt").write_text("Answer briefly.", encoding="utf-8")
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(
+            {"id": "rep", "customer": "m0", "checks": [{"contains": ["sales rep", "abc"]}]},
+            {"id": "leak", "customer": "m1", "checks": [{"contains": "nothing like it"}]},
+        ),
+    )
+    half = len(KEY) // 2
+    leak = f"part one {KEY[:half]} part two {KEY[half:]} spaced {' '.join(KEY)} org {HEADER}"
+    with OpenAIServer() as server:
+        hgd.pytester.makeini(
+            "[pytest]\nhgd_agent = openai:m\n"
+            f"hgd_base_url = {server.base_url}\n"
+            "hgd_api_key_env = HGD_HARDENING_KEY\n"
+            f"hgd_headers =\n    X-Team: sales rep\n    X-Org: {HEADER}\n"
+        )
+        monkeypatch.setenv("HGD_HARDENING_KEY", KEY)
+        server.push(Fault(content="abc: a sales rep will call you"), Fault(content=leak))
+        result = hgd.pytester.runpytest_subprocess(
+            "--hgd",
+            "-p",
+            "no:cacheprovider",
+            "--hgd-candidate=p.txt",
+            "--hgd-concurrency=1",
+            "--hgd-report=report.json",
+            "--hgd-markdown=report.md",
+            "--hgd-html=report.html",
+            "--junitxml=junit.xml",
+            "-rA",
+            timeout=60,
+        )
+    result.assert_outcomes(passed=1, failed=1)
+    report = hgd.report()
+    (rep,) = [p for p in report["pairs"] if p["id"].endswith("::rep")]
+    assert rep["candidate"]["reply"] == "abc: a sales rep will call you"
+    (leaked,) = [p for p in report["pairs"] if p["id"].endswith("::leak")]
+    assert leaked["candidate"]["reply"] == "part one *** part two *** spaced *** org ***"
+    _assert_nowhere(hgd.path, result.stdout.str(), result.stderr.str())
+    for text in (result.stdout.str(), *(f.read_text("utf-8") for f in hgd.path.glob("report.*"))):
+        assert KEY[:half] not in text and KEY[half:] not in text and " ".join(KEY) not in text
