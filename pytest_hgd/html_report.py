@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import write_atomic
-from .summary import partial_text
+from .summary import partial_text, printable
 
 DELTAS = ("kept", "fixed", "regressed", "still_failing", "new_pass", "new_fail", "error")
 SEVERITY = ("regressed", "error", "new_fail", "still_failing", "fixed", "new_pass", "kept")
@@ -121,7 +121,8 @@ CSP = (
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    """HTML-escaped, and invisible or bidi characters shown as escapes (``\\u202e``)."""
+    return escape(printable(str(value), keep="\n\t"), quote=True)
 
 
 def _num(value: object, digits: int = 2) -> str:

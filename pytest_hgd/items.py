@@ -15,9 +15,13 @@ from .model import Conversation, Delta, Evaluation, Pair
 from .pairfile import load_conversation
 from .rollout import RolloutResult
 from .stats import PassCounts, flaky, wilson_interval
+from .summary import printable
 
 if TYPE_CHECKING:
     from .session import HGDSession
+
+
+REPLY_EXCERPT = 400  # characters of a reply shown in failure texts and reports
 
 
 class PairFailed(Exception):
@@ -37,7 +41,7 @@ def result_payload(evaluation: Evaluation | None) -> dict[str, Any] | None:
         "interval": [round(low, 4), round(high, 4)],
         "failed_check": failure[0].name if failure else None,
         "message": failure[0].message if failure else None,
-        "reply": excerpt(failure[1] if failure else first_reply or "", 400),
+        "reply": excerpt(failure[1] if failure else first_reply or "", REPLY_EXCERPT),
         "called": sum(1 for r in evaluation.replies if not r.cached),
     }
 
@@ -54,7 +58,7 @@ def _describe(role: str, evaluation: Evaluation | None) -> list[str]:
         f"{role}: passed{rate}; failed check `{check.name}`: {check.message}"
         if rate
         else f"{role}: failed check `{check.name}`: {check.message}",
-        f"{role} reply: {reply!r}",
+        f"{role} reply: {excerpt(reply, REPLY_EXCERPT)!r}",
     ]
 
 
@@ -105,7 +109,8 @@ class GateItem(pytest.Item):
             "error": f"{role}: {error}",
         }
         self.hgd_payload_phase = "setup"
-        pytest.fail(f"agent error {what}under the {role} prompt: {error}", pytrace=False)
+        text = printable(f"agent error {what}under the {role} prompt: {error}")
+        pytest.fail(text, pytrace=False)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         # pytest renders the failure before it turns an xfail into an outcome: a traceback
@@ -177,7 +182,7 @@ class PairItem(GateItem):
                     f"one-sided exact test: p = {decision.sampled.p_regress:.3g} "
                     f"(significant at the corrected level {decision.sampled.threshold:.3g})"
                 )
-            raise PairFailed("\n".join(lines))
+            raise PairFailed("\n".join(map(printable, lines)))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         line = self.pair.line - 1 if self.pair.line else None
@@ -234,8 +239,10 @@ class RolloutItem(GateItem):
                 if result is not None:
                     lines.append(f"{role}: {'passed' if result.passed else _where(result)}")
             lines.append("candidate transcript:")
-            lines += [f"  {t.speaker}: {t.text}" for t in candidate.transcript]
-            raise PairFailed("\n".join(lines))
+            lines += [
+                f"  {t.speaker}: {excerpt(t.text, REPLY_EXCERPT)}" for t in candidate.transcript
+            ]
+            raise PairFailed("\n".join(map(printable, lines)))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"hgd rollout of {self.conversation.name}"

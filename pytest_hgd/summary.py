@@ -154,8 +154,35 @@ def pressure_lines(pressure: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every character that does not print as itself escaped (``\\x1b``,
+    ``\\u202e``, a line break), but those in ``keep``: a reply, an error or an id cannot
+    rewrite the line, fake another, or print like a different name."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() or c in keep else c.encode("unicode_escape").decode() for c in text
+    )
+
+
+_MARKDOWN_SPECIAL = str.maketrans(
+    {c: "\\" + c for c in "\\`*_[]()!|~#"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+)
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as literal Markdown: no HTML, image, link, emphasis or table cell break
+    from a reply or an id renders in a pull-request comment."""
+    return printable(text).translate(_MARKDOWN_SPECIAL)
+
+
 def render_terminal(report: Mapping[str, Any], rerun: str) -> list[Line]:
-    """The ``HGD gate`` section as (text, markup) lines; the hook writes them."""
+    """The ``HGD gate`` section as (text, markup) lines; the hook writes them. Every line is
+    `printable`."""
+    return [(printable(text), markup) for text, markup in _terminal_lines(report, rerun)]
+
+
+def _terminal_lines(report: Mapping[str, Any], rerun: str) -> list[Line]:
     lines: list[Line] = [(f"deltas: {_counts_line(report['counts'])}", {})]
     skipped = report.get("skipped", [])
     retired = sum(1 for s in skipped if s["status"] == "retired")
@@ -216,15 +243,17 @@ def partial_text(report: Mapping[str, Any]) -> str:
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The same summary as Markdown, for a pull-request comment."""
+    md = markdown_text
     if report.get("partial"):
         icon = "⚠️" if report["verdict"] == "pass" else "❌"
         out = [f"## {icon} HGD gate: no verdict (partial run)", ""]
-        out += [f"Partial run: {partial_text(report)}. Not a gate verdict: do not merge on it.", ""]
+        partial = md(partial_text(report))
+        out += [f"Partial run: {partial}. Not a gate verdict: do not merge on it.", ""]
     else:
         icon = "✅" if report["verdict"] == "pass" else "❌"
         out = [f"## {icon} HGD gate: {report['verdict']}", ""]
     if report.get("verdict_reasons"):
-        out += [f"Reasons: {'; '.join(report['verdict_reasons'])}", ""]
+        out += [f"Reasons: {md('; '.join(report['verdict_reasons']))}", ""]
     out += ["| delta | pairs |", "|---|---:|"]
     out += [f"| {name} | {n} |" for name, n in report["counts"].items()]
     problems = _problem_pairs(report)
@@ -237,8 +266,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "|---|---|---|",
         ]
         for pair in problems:
-            why = _failure_text(pair).replace("|", "\\|").replace("\n", " ")
-            out.append(f"| `{pair['id']}` | {pair['delta']} | {why} |")
+            out.append(f"| {md(pair['id'])} | {pair['delta']} | {md(_failure_text(pair))} |")
     if report["tags"]:
         out += [
             "",
@@ -249,27 +277,28 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         ]
         for tag, entry in report["tags"].items():
             out.append(
-                f"| {tag} | {entry['pairs']} | {_rate(entry['baseline_pass_rate'])} | "
+                f"| {md(tag)} | {entry['pairs']} | {_rate(entry['baseline_pass_rate'])} | "
                 f"{_rate(entry['candidate_pass_rate'])} |"
             )
     rollout = _rollout_lines(report)
     if rollout:
-        out += ["", "### Rollouts", ""] + [f"- {line.strip()}" for line in rollout]
+        out += ["", "### Rollouts", ""] + [f"- {md(line.strip())}" for line in rollout]
     sampling = _sampling_lines(report)
     if sampling:
-        out += ["", "### Samples", ""] + [f"- {line.strip()}" for line in sampling]
+        out += ["", "### Samples", ""] + [f"- {md(line.strip())}" for line in sampling]
     block = pressure_lines(report["pressure"])
-    out += ["", "### Constraint pressure", "", block[0], ""]
-    out += [f"- {line.strip()}" for line in block[1:]]
+    out += ["", "### Constraint pressure", "", md(block[0]), ""]
+    out += [f"- {md(line.strip())}" for line in block[1:]]
     for reason in report["pressure"].get("warning_reasons", []):
-        out.append(f"- ⚠️ {reason}")
+        out.append(f"- ⚠️ {md(reason)}")
     prompts = report.get("prompts", {})
     if prompts:
         out += [""]
         for role in ("baseline", "candidate"):
             prompt = prompts.get(role)
             if prompt:
-                out.append(f"- {role}: `{prompt['source']}` (sha256 `{prompt['sha256'][:12]}`)")
+                source, sha = md(prompt["source"]), prompt["sha256"][:12]
+                out.append(f"- {role}: {source} (sha256 `{sha}`)")
     return "\n".join(out) + "\n"
 
 

@@ -142,7 +142,7 @@ def test_markdown_report(hgd: Gate) -> None:
     assert markdown.startswith("## ❌ HGD gate: fail\n")
     assert "| regressed | 1 |" in markdown
     assert (
-        "| `leads.hgd.yaml::broken` | regressed | contains: missing 'good' — reply: 'bad' |"
+        "| leads.hgd.yaml::broken | regressed | contains: missing 'good' — reply: 'bad' |"
         in markdown
     )
     assert "| suv | 2 | 50% | 100% |" in markdown
