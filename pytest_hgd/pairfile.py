@@ -37,9 +37,14 @@ def _unprintable(text: str) -> str | None:
     bidi characters, line breaks, unusual spaces), described; None when there is none."""
     if text.isprintable():
         return None
-    char = next(c for c in text if not c.isprintable())
-    name = unicodedata.name(char, unicodedata.category(char))
-    return f"U+{ord(char):04X} ({name})"
+    for char in text:
+        category = unicodedata.category(char)
+        if not char.isprintable() and category in _INVISIBLE:
+            return f"U+{ord(char):04X} ({unicodedata.name(char, category)})"
+    return None  # only characters this Python's Unicode does not know yet: they print
+
+
+_INVISIBLE = {"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"}  # controls, format/bidi, odd spaces
 
 
 def _refuse_unprintable(text: str, what: str, display: str, line: int | None, hint: str) -> None:

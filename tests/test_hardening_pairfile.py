@@ -234,6 +234,9 @@ def test_documents_within_the_schema_load(tmp_path: Path, document: dict[str, An
                 "is less than",
                 "does not have enough properties",
                 "duplicate key",
+                "invisible or control character",
+                "holds '::'",
+                "an empty string is in every reply",
             )
         ), str(answer)
 
