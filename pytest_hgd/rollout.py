@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class RolloutResult:
     message: str | None = None
     error: str | None = None
     results: tuple[tuple[int, CheckResult], ...] = field(default=())
+    called: int = 0  # agent calls made for this rollout
+    cached: int = 0  # replies taken from the cache instead
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -48,6 +51,8 @@ class RolloutResult:
             "message": self.message,
             "error": self.error,
             "transcript": [{"speaker": t.speaker, "text": t.text} for t in self.transcript],
+            "called": self.called,
+            "cached": self.cached,
         }
 
 
@@ -152,24 +157,26 @@ class RolloutRunner:
         self.registry = registry
         self.customer = customer
         self.futures: dict[str, dict[Role, RolloutFuture]] = {}
+        # (key, role) -> [calls made, replies from the cache]: every call is counted
+        self.calls: dict[tuple[str, Role], list[int]] = {}
 
     def start(self, key: str, conversation: Conversation) -> dict[Role, RolloutFuture]:
         futures = self.futures.get(key)
         if futures is None:
-            futures = {
-                role: self.scheduler.run_coroutine(
-                    roll_out(
-                        conversation, self._asker(role, prompt.text), self.registry, self.customer
-                    )
+            futures = {}
+            for role, prompt in self.prompts:
+                counts = self.calls.setdefault((key, role), [0, 0])
+                ask = self._asker(role, prompt.text, counts)
+                futures[role] = self.scheduler.run_coroutine(
+                    roll_out(conversation, ask, self.registry, self.customer)
                 )
-                for role, prompt in self.prompts
-            }
             self.futures[key] = futures
         return futures
 
-    def _asker(self, role: Role, prompt: str) -> Ask:
+    def _asker(self, role: Role, prompt: str, counts: list[int]) -> Ask:
         async def ask(messages: list[dict[str, str]]) -> str:
             reply = await asyncio.wrap_future(self.scheduler.submit(role, prompt, messages, 0))
+            counts[1 if reply.cached else 0] += 1
             if reply.error is not None or reply.text is None:
                 raise AgentError(reply.error or "no reply")
             return reply.text
@@ -183,7 +190,9 @@ class RolloutRunner:
         results: dict[Role, RolloutResult] = {}
         for role, future in self.start(key, conversation).items():
             try:
-                results[role] = future.result()
+                result = future.result()
             except concurrent.futures.CancelledError:
-                results[role] = RolloutResult(False, (), 0, error="cancelled (the run is stopping)")
+                result = RolloutResult(False, (), 0, error="cancelled (the run is stopping)")
+            called, cached = self.calls.get((key, role), (0, 0))
+            results[role] = dataclasses.replace(result, called=called, cached=cached)
         return results.get(Role.BASELINE), results[Role.CANDIDATE]

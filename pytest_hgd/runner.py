@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import queue
 import threading
 import time
@@ -141,8 +142,8 @@ class Scheduler:
         key = reply_key(self.agent.identity, self.settings.agent_version, prompt, messages, sample)
         with self._lock:
             future = self._futures.get(key)
-            if future is not None:
-                return future
+            if future is not None:  # asked already (a rollout's turn, an identical pair)
+                return _shared(future)
             cached = self.cache.get(key) if self.cache and self.settings.read_cache else None
             future = concurrent.futures.Future()
             if cached is not None:
@@ -328,6 +329,25 @@ def _plain_text(reply: object) -> str:
             f"agent returned a str that is not valid Unicode (at index {exc.start})"
         ) from None
     return text
+
+
+def _shared(future: ReplyFuture) -> ReplyFuture:
+    """The reply of a call already asked for, marked ``cached``: it is served again, not
+    made again, so each agent call is counted once however many items read it."""
+    again: ReplyFuture = concurrent.futures.Future()
+
+    def copy_outcome(done: ReplyFuture) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            if done.cancelled():
+                again.cancel()
+            elif (exc := done.exception()) is not None:
+                again.set_exception(exc)
+            else:
+                reply = done.result()
+                again.set_result(reply if reply.cached else dataclasses.replace(reply, cached=True))
+
+    future.add_done_callback(copy_outcome)
+    return again
 
 
 def _chain(task: asyncio.Task[Reply], future: ReplyFuture) -> None:

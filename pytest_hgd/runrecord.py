@@ -13,8 +13,9 @@ Payload = Mapping[str, Any]
 ROLES = ("baseline", "candidate")
 
 
-def calls(pairs: Sequence[Payload]) -> dict[str, Any]:
-    """Agent calls made and replies taken from the cache, per prompt."""
+def calls(pairs: Sequence[Payload], rollouts: Sequence[Payload] = ()) -> dict[str, Any]:
+    """Agent calls made and replies taken from the cache, per prompt: every call, the
+    rollouts' included (``rollouts`` holds their share of ``baseline``/``candidate``)."""
     made = dict.fromkeys(ROLES, 0)
     hits = dict.fromkeys(ROLES, 0)
     for pair in pairs:
@@ -23,7 +24,15 @@ def calls(pairs: Sequence[Payload]) -> dict[str, Any]:
             if result:
                 made[role] += result.get("called", 0)
                 hits[role] += result["runs"] - result.get("called", 0)
-    return {**made, "cache_hits": hits}
+    in_rollouts = dict.fromkeys(ROLES, 0)
+    for rollout in rollouts:
+        for role in ROLES:
+            result = rollout.get(role)
+            if result:
+                made[role] += result.get("called", 0)
+                hits[role] += result.get("cached", 0)
+                in_rollouts[role] += result.get("called", 0)
+    return {**made, "cache_hits": hits, "rollouts": in_rollouts}
 
 
 def max_samples(pairs: Sequence[Payload]) -> int:

@@ -399,7 +399,7 @@ class HGDSession:
             strict=self.settings.strict,
             prompts=prompts,
             agent=self.agent.identity,
-            calls=runrecord.calls(self.pairs),
+            calls=runrecord.calls(self.pairs, self.rollouts),
             pressure=pressure,
             verdict_reasons=reasons,
             samples={"max": runrecord.max_samples(self.pairs), "alpha": self.settings.alpha},

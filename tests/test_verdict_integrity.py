@@ -165,3 +165,36 @@ def test_a_full_run_is_not_partial(hgd: Gate, tmp_path: Path) -> None:
     assert report["selection"] == {"ran": 3, "enforced": 3, "why": []}
     assert "partial run" not in result.stdout.str()
     assert "partial" not in ledger(hgd)[-1]
+
+
+def test_every_agent_call_is_counted_rollouts_included(hgd: Gate) -> None:
+    """Before: a counting agent saw 89 calls where the summary and JSON `calls` said 35 + 35:
+    the rollouts' calls were left out."""
+    hgd.prompt("base.txt", {"*": "good"})
+    hgd.prompt("cand.txt", {"*": "good", "later": "fine"})
+    opener = {"agent": "Hi, how can I help?"}
+    document = conversation(
+        {"id": "first", "history": [opener], "customer": "hello", "checks": [{"contains": "good"}]},
+        {
+            "id": "second",
+            "history": [opener, {"customer": "hello"}, {"agent": "recorded words"}],
+            "customer": "later",
+            "reply": "good",
+            "checks": [{"contains": "good"}],
+        },
+        rollout=True,
+    )
+    hgd.pairs("call.hgd.yaml", document)
+    args = ("--hgd-baseline=base.txt", "--hgd-candidate=cand.txt", "--hgd-report=report.json")
+    hgd.run(*args)
+    calls = hgd.report()["calls"]
+    made = len(hgd.calls())
+    assert made > 4  # the pairs' 4 and the rollouts' own
+    assert calls["baseline"] + calls["candidate"] == made
+    assert calls["rollouts"]["baseline"] + calls["rollouts"]["candidate"] > 0
+    hgd.reset_calls()
+    hgd.run(*args)  # everything from the cache now
+    again = hgd.report()["calls"]
+    assert hgd.calls() == [] and again["baseline"] == again["candidate"] == 0
+    hits = again["cache_hits"]
+    assert hits["baseline"] + hits["candidate"] >= made
