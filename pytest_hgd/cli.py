@@ -147,6 +147,14 @@ def run_review(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    if args.ledger is not None and not args.ledger.is_file():
+        what = "is not a file" if args.ledger.exists() else "does not exist"
+        print(
+            f"hgd stats: error: --ledger {args.ledger} {what}. Hint: the gate writes "
+            ".hgd/ledger.jsonl under the rootdir (or where --hgd-ledger says).",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     suite = _suite(args)
     if suite is None:
         return EXIT_USAGE

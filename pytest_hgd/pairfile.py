@@ -256,6 +256,13 @@ def load_conversation(path: Path, display: str, registry: Mapping[str, CheckType
             allowed = error.schema.get("properties", {})
             where += [next((k for k in error.instance if k not in allowed), "")]
         raise PairFileError(display, reader.line(where), problem, hint)
+    if not document["pairs"]:
+        raise PairFileError(
+            display,
+            reader.line(("pairs",)),
+            "has no pairs (`pairs:` is empty): it would run nothing and say so nowhere.",
+            "Add the conversation's pairs, or delete the file.",
+        )
     pairs = _build(path, display, document, reader, registry)
     final = _checks(document.get("final", []), ("final",), True, display, reader, registry)
     return Conversation(

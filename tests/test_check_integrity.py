@@ -179,3 +179,12 @@ def test_a_str_subclass_reply_checks_the_same_fresh_and_from_the_cache(hgd: Gate
         outcomes.append(result.parseoutcomes())
         result.stdout.fnmatch_lines(["*missing 'sales rep'*"])
     assert outcomes[0] == outcomes[1] == {"failed": 1}
+
+
+def test_a_file_without_pairs_is_a_collection_error(hgd: Gate) -> None:
+    """Before: `pairs: []` (as the only file) exited 5 with no report and no word why."""
+    hgd.prompt("p.txt", {"*": "good"})
+    hgd.pairs("empty.hgd.yaml", "outcome: lead\npairs: []\n")
+    result = hgd.run("--hgd-candidate=p.txt", "--hgd-report=report.json")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["empty.hgd.yaml:2: has no pairs (`pairs:` is empty)*"])

@@ -550,3 +550,17 @@ def test_ingest_then_the_gate_passes_locked_pairs_and_skips_pending(
     result.assert_outcomes(passed=4, skipped=2)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*HGD gate*", "*skipped: 0 retired, 2 pending review*"])
+
+
+def test_stats_with_a_missing_ledger_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `hgd stats --ledger nosuch.jsonl` exited 0 as if the ledger were empty."""
+    out = tmp_path / "s"
+    ingest(batch(tmp_path, LEAD), "--out", out)
+    capsys.readouterr()
+    assert main(["stats", str(out), "--ledger", str(tmp_path / "nosuch.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "--ledger" in err and "nosuch.jsonl does not exist" in err
+    assert main(["stats", str(out), "--ledger", str(tmp_path)]) == 2
+    assert "is not a file" in capsys.readouterr().err

@@ -237,6 +237,7 @@ def test_documents_within_the_schema_load(tmp_path: Path, document: dict[str, An
                 "invisible or control character",
                 "holds '::'",
                 "an empty string is in every reply",
+                "has no pairs",
             )
         ), str(answer)
 
