@@ -166,7 +166,7 @@ def printable(text: str, keep: str = "") -> str:
 
 
 _MARKDOWN_SPECIAL = str.maketrans(
-    {c: "\\" + c for c in "\\`*_[]()!|~#"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+    {c: "\\" + c for c in "\\`*_[]!|~#"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 )
 
 
