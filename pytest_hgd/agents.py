@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import AgentError
+from .errors import AgentError, AgentExit
 
 Messages = list[dict[str, str]]
 
@@ -117,6 +117,7 @@ class PythonAgent:
         self.source_sha256 = source_sha256
         self.concurrency = concurrency
         self._pool: DaemonPool | None = None
+        self._loop: AgentLoop | None = None
 
     @property
     def identity(self) -> dict[str, object]:
@@ -125,7 +126,9 @@ class PythonAgent:
     async def reply(self, prompt: str, messages: Messages) -> str:
         messages = copy.deepcopy(messages)
         if inspect.iscoroutinefunction(self.function):
-            result = await self.function(prompt, messages)
+            if self._loop is None:
+                self._loop = AgentLoop()
+            result = await self._loop.run(self.function, prompt, messages)
         else:
             if self._pool is None:
                 self._pool = DaemonPool(self.concurrency)
@@ -139,6 +142,48 @@ class PythonAgent:
     async def aclose(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
+        if self._loop is not None:
+            self._loop.stop()
+
+
+class AgentLoop:
+    """The event loop ``async def`` agents run on, in a daemon thread of its own.
+
+    An agent that blocks its loop (``time.sleep`` or blocking I/O inside ``async def``)
+    then stalls only this loop: the gate's own loop still times every call out at
+    ``--hgd-timeout``, and a call given up is cancelled before it starts. One loop for all
+    calls, so an agent's loop-bound clients (an ``httpx.AsyncClient``) keep working."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self._loop.run_forever, name="hgd-async-agent")
+        thread.daemon = True
+        thread.start()
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        given_up = False
+
+        async def call() -> Any:
+            try:
+                return await function(*args)
+            except asyncio.CancelledError as exc:
+                if given_up:
+                    raise
+                raise AgentExit(exc) from exc  # the agent raised it: its own error
+            except (SystemExit, KeyboardInterrupt) as exc:  # would end this loop's thread
+                raise AgentExit(exc) from exc
+
+        future = asyncio.run_coroutine_threadsafe(call(), self._loop)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:  # timed out, or the run is stopping
+            given_up = True
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # closed already
+            self._loop.call_soon_threadsafe(self._loop.stop)
 
 
 def load_python_agent(target: str, rootdir: Path, concurrency: int) -> PythonAgent:

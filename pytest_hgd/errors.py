@@ -26,3 +26,12 @@ class PairFileError(Exception):
         if self.hint:
             text += f" Hint: {self.hint}"
         return text
+
+
+class AgentExit(Exception):
+    """SystemExit, KeyboardInterrupt or CancelledError raised by the agent's own code (not a
+    Ctrl-C, nor the gate's own cancelling), carried as an ordinary exception."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original

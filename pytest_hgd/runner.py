@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from .agents import Agent, Messages
 from .cache import ReplyCache, reply_key
 from .deadline import within
-from .errors import AgentError
+from .errors import AgentError, AgentExit
 from .model import Reply, Role
 
 T = TypeVar("T")
@@ -195,7 +195,7 @@ class Scheduler:
                 error = f"agent raised {describe_exception(exc)}"
                 return Reply(None, error)
             except Exception as exc:
-                cause = exc.original if isinstance(exc, _AgentExit) else exc
+                cause = exc.original if isinstance(exc, AgentExit) else exc
                 error = f"agent raised {describe_exception(cause)}"
                 return Reply(None, error)
             secret = self.uncacheable is not None and self.uncacheable(text)
@@ -297,22 +297,13 @@ class Scheduler:
         self._loop = None
 
 
-class _AgentExit(Exception):
-    """SystemExit or KeyboardInterrupt raised by the agent's own code (not a Ctrl-C: that
-    reaches only the main thread), carried as an ordinary exception."""
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(repr(original))
-        self.original = original
-
-
 async def _no_exit(call: Awaitable[T]) -> T:
-    """``await call``, but SystemExit and KeyboardInterrupt come out as ``_AgentExit``:
+    """``await call``, but SystemExit and KeyboardInterrupt come out as ``AgentExit``:
     asyncio re-raises those two out of the event loop, which would end every call."""
     try:
         return await call
     except (SystemExit, KeyboardInterrupt) as exc:
-        raise _AgentExit(exc) from exc
+        raise AgentExit(exc) from exc
 
 
 def _plain_text(reply: object) -> str:

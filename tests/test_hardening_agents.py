@@ -203,3 +203,42 @@ def test_http_server_that_drops_the_connection_mid_reply(
     report = hgd.report()
     assert report["counts"] == {**dict.fromkeys(report["counts"], 0), "new_pass": 3, "error": 1}
     assert json.loads((hgd.path / "report.json").read_text(encoding="utf-8"))["verdict"] == "fail"
+
+
+BLOCKING_ASYNC_AGENT = """
+import asyncio, time
+
+async def reply(prompt, messages):
+    if messages[-1]["content"].startswith("block"):
+        time.sleep(float(prompt))  # blocks its event loop: a bug, but a common one
+    else:
+        await asyncio.sleep(0)
+    return "good"
+"""
+
+
+def test_an_async_agent_that_blocks_its_loop_times_out_call_by_call(hgd: Gate) -> None:
+    """Before: `time.sleep(5)` inside `async def` with --hgd-timeout=2 ran the calls one
+    after another and counted them all as passes; with sleep(30) the run hung for minutes."""
+    hgd.pytester.makepyfile(blocking=BLOCKING_ASYNC_AGENT)
+    (hgd.path / "p.txt").write_text("30", encoding="utf-8")
+    checks = [{"contains": "good"}]
+    hgd.pairs(
+        "b.hgd.yaml",
+        conversation(
+            *({"id": f"block-{i}", "customer": f"block {i}", "checks": checks} for i in range(4)),
+        ),
+    )
+    started = time.monotonic()
+    result = _run(
+        hgd,
+        "--hgd-agent=blocking:reply",
+        "--hgd-timeout=1",
+        "--hgd-concurrency=4",
+        "--hgd-report=report.json",
+    )
+    seconds = time.monotonic() - started
+    assert seconds < 20, seconds  # 4 calls x 30 s if they ran, 1 s each given up
+    result.assert_outcomes(errors=4)
+    result.stdout.fnmatch_lines(["*agent call timed out after 1 s (--hgd-timeout)*"])
+    assert hgd.report()["counts"]["error"] == 4
