@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Gate, conversation
@@ -115,7 +116,22 @@ def test_xdist_gives_the_serial_report(hgd: Gate) -> None:
     assert {p["id"]: p["delta"] for p in parallel["pairs"]} == {
         p["id"]: p["delta"] for p in serial["pairs"]
     }
-    assert parallel["pairs"] == serial["pairs"]
+    # The same evidence pair by pair; `called` aside: identical calls within one process
+    # are made once and served again, so which pair counts the call depends on the split.
+    assert _without_calls(parallel["pairs"]) == _without_calls(serial["pairs"])
     assert parallel["skipped"] == serial["skipped"]
     assert parallel["tags"] == serial["tags"]
     assert parallel["verdict"] == serial["verdict"] == "fail"
+
+
+def _without_calls(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            **pair,
+            **{
+                role: {k: v for k, v in (pair.get(role) or {}).items() if k != "called"}
+                for role in ("baseline", "candidate")
+            },
+        }
+        for pair in pairs
+    ]
