@@ -163,23 +163,30 @@ class AgentLoop:
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
         given_up = False
 
-        async def call() -> Any:
+        async def call() -> tuple[bool, Any]:
+            # (ok, reply or exception): an exception raised after the call was given up
+            # would be logged as never retrieved
             try:
-                return await function(*args)
+                return True, await function(*args)
             except asyncio.CancelledError as exc:
                 if given_up:
                     raise
-                raise AgentExit(exc) from exc  # the agent raised it: its own error
+                return False, AgentExit(exc)  # the agent raised it: its own error
             except (SystemExit, KeyboardInterrupt) as exc:  # would end this loop's thread
-                raise AgentExit(exc) from exc
+                return False, AgentExit(exc)
+            except Exception as exc:
+                return False, exc
 
         future = asyncio.run_coroutine_threadsafe(call(), self._loop)
         try:
-            return await asyncio.wrap_future(future)
+            ok, outcome = await asyncio.wrap_future(future)
         except asyncio.CancelledError:  # timed out, or the run is stopping
             given_up = True
             future.cancel()
             raise
+        if not ok:
+            raise outcome
+        return outcome
 
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):  # closed already

@@ -27,7 +27,7 @@ import httpx
 
 from pytest_hgd.deadline import within
 from pytest_hgd.errors import AgentError
-from pytest_hgd.http_transport import LeanTransport, proxied
+from pytest_hgd.http_transport import BodyTooLarge, LeanTransport, proxied
 
 __all__ = ["HTTPAgent", "HTTPAgentSettings"]
 
@@ -51,6 +51,7 @@ class HTTPAgentSettings:
     timeout: float = 60.0
     max_retries: int = 4
     max_connections: int = 32
+    max_body_bytes: int | None = None  # a response body past this is not read further
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     retry_after_max: float = 30.0
@@ -161,7 +162,7 @@ class HTTPAgent:
                 )
                 self._client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits)
             else:
-                transport = LeanTransport(s.max_connections)
+                transport = LeanTransport(s.max_connections, max_body=s.max_body_bytes)
                 self._client = httpx.AsyncClient(
                     headers=headers, timeout=timeout, transport=transport
                 )
@@ -197,6 +198,11 @@ class HTTPAgent:
             response = await client.post(self._url, json=body)
         except httpx.TimeoutException:
             raise self._timed_out() from None
+        except BodyTooLarge as exc:
+            raise self.error(
+                f"the response from {self._url} passed {exc.limit} bytes and was not read "
+                "further (the limit follows --hgd-max-reply-chars)"
+            ) from None
         except httpx.TransportError as exc:
             problem = f"connection to {self._url} failed: {type(exc).__name__}: {exc}"
             return problem, self._backoff(attempt)

@@ -65,6 +65,14 @@ class _Connection:
             self.writer.close()
 
 
+class BodyTooLarge(Exception):
+    """A response body passed the transport's ``max_body`` bytes: not read further."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"response body over {limit} bytes")
+        self.limit = limit
+
+
 class LeanTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 keep-alive connections on asyncio streams, parsed with h11.
 
@@ -74,8 +82,14 @@ class LeanTransport(httpx.AsyncBaseTransport):
     again on another connection, as browsers do; on a new connection, never.
     """
 
-    def __init__(self, max_connections: int = 32, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        max_connections: int = 32,
+        ssl_context: ssl.SSLContext | None = None,
+        max_body: int | None = None,
+    ):
         self._max = max_connections
+        self._max_body = max_body
         self._ssl = ssl_context
         self._slots: asyncio.Semaphore | None = None
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -193,6 +207,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
         head: h11.Response | None = None
         chunks: list[bytes] = []
+        size = 0
         received = False
         read_timeout = timeouts.get("read")
         try:
@@ -208,6 +223,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
                     head = event
                 elif isinstance(event, h11.Data):
                     chunks.append(bytes(event.data))
+                    size += len(event.data)
+                    if self._max_body is not None and size > self._max_body:
+                        connection.close()  # the rest is never read: not reusable
+                        raise BodyTooLarge(self._max_body)
                 elif isinstance(event, h11.EndOfMessage):
                     break
                 elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - h11 raises

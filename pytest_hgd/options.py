@@ -15,6 +15,7 @@ N = TypeVar("N", int, float)
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONCURRENCY = 16
+DEFAULT_MAX_REPLY_CHARS = 1_000_000  # a reply longer than this is an error, not a reply
 # The worker's pipes need asyncio's POSIX pipe transports; elsewhere calls stay in-process.
 DEFAULT_HTTP_WORKERS = 1 if os.name == "posix" else 0
 
@@ -79,6 +80,7 @@ class Settings:
     pressure_warn: float = 0.7
     max_pressure: float | None = None
     pressure_window: int = 20
+    max_reply_chars: int = DEFAULT_MAX_REPLY_CHARS
 
 
 # (flag, ini key or "", help)
@@ -97,6 +99,11 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         f"agent calls in flight at once (default {DEFAULT_CONCURRENCY})",
     ),
     ("--hgd-samples", "hgd_samples", "replies per pair and prompt (default 1)"),
+    (
+        "--hgd-max-reply-chars",
+        "hgd_max_reply_chars",
+        f"longest reply accepted, in characters (default {DEFAULT_MAX_REPLY_CHARS})",
+    ),
     ("--hgd-alpha", "hgd_alpha", "significance level of the sampled gate (default 0.05)"),
     ("--hgd-ledger", "hgd_ledger", "ledger of gate runs, JSON Lines (default .hgd/ledger.jsonl)"),
     ("--hgd-probe", "hgd_probe", "run M mutants of the candidate through the gate (default 0)"),
@@ -328,6 +335,13 @@ def resolve(config: pytest.Config) -> Settings:
             "a whole number > 0",
         ),
         agent_version=r.raw("", "hgd_agent_version")[0],
+        max_reply_chars=r.parsed(
+            "--hgd-max-reply-chars",
+            "hgd_max_reply_chars",
+            _positive_int,
+            DEFAULT_MAX_REPLY_CHARS,
+            "a whole number of characters > 0",
+        ),
         cache_dir=r.path("--hgd-cache-dir", "hgd_cache_dir", ".hgd/cache") or Path(),
         read_cache=not no_cache and not config.getoption("hgd_refresh_cache"),
         write_cache=not no_cache,

@@ -33,6 +33,7 @@ class CallSettings:
     agent_version: str | None
     read_cache: bool
     write_cache: bool
+    max_reply_chars: int = 1_000_000
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -176,7 +177,8 @@ class Scheduler:
             handed = time.monotonic()
             try:
                 text = _plain_text(
-                    await within(limit, _no_exit(self.agent.reply(prompt, messages)))
+                    await within(limit, _no_exit(self.agent.reply(prompt, messages))),
+                    self.settings.max_reply_chars,
                 )
             except asyncio.TimeoutError:
                 error = f"agent call timed out after {self.settings.timeout:g} s (--hgd-timeout)"
@@ -306,12 +308,17 @@ async def _no_exit(call: Awaitable[T]) -> T:
         raise AgentExit(exc) from exc
 
 
-def _plain_text(reply: object) -> str:
+def _plain_text(reply: object, max_chars: int) -> str:
     """The reply as a plain ``str`` (a subclass could answer ``lower`` or ``len`` its own
     way, and would check differently fresh and from the cache); AgentError when it is not
     text the gate can check, store and report."""
     if not isinstance(reply, str):
         raise AgentError(f"agent returned {type(reply).__name__}, not a str")
+    if str.__len__(reply) > max_chars:  # str's own: a subclass may answer len() its way
+        raise AgentError(
+            f"agent returned {str.__len__(reply)} characters, over the limit of {max_chars} "
+            "(--hgd-max-reply-chars)"
+        )
     text = str.__str__(reply) if type(reply) is not str else reply
     try:
         text.encode("utf-8")

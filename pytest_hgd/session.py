@@ -110,6 +110,7 @@ class HGDSession:
                 agent_version=settings.agent_version,
                 read_cache=settings.read_cache,
                 write_cache=settings.write_cache,
+                max_reply_chars=settings.max_reply_chars,
             ),
         )
         self.redactor = redactor_for(

@@ -4,9 +4,12 @@ as a hung test suite."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -242,3 +245,75 @@ def test_an_async_agent_that_blocks_its_loop_times_out_call_by_call(hgd: Gate) -
     result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(["*agent call timed out after 1 s (--hgd-timeout)*"])
     assert hgd.report()["counts"]["error"] == 4
+
+
+@pytest.fixture
+def endless_server() -> Iterator[str]:
+    """An OpenAI-compatible URL on 127.0.0.1 whose responses never end (a chunked body of
+    zeros, sent until the client hangs up)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"0" * 65536
+            start = b'{"choices": [{"message": {"content": "'
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(start), start))
+                while True:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_an_endless_http_body_is_an_error_not_read_past_the_cap(
+    hgd: Gate, endless_server: str, workers: str
+) -> None:
+    """Before: no size cap (1.85 GB read in 5 s)."""
+    hgd.prompt("p.txt", {})
+    hgd.pairs("h.hgd.yaml", conversation({"customer": "hi", "checks": [{"contains": "x"}]}))
+    started = time.monotonic()
+    result = hgd.run_subprocess(
+        "--hgd-agent=openai:m",
+        f"--hgd-base-url={endless_server}",
+        "--hgd-candidate=p.txt",
+        "--hgd-max-reply-chars=1000",
+        f"--hgd-http-workers={workers}",
+        "--hgd-timeout=30",
+    )
+    assert time.monotonic() - started < 25
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*passed 71536 bytes and was not read further*"])
+
+
+def test_a_python_agents_reply_over_the_cap_is_an_error(hgd: Gate) -> None:
+    hgd.pytester.makepyfile(big="def reply(prompt, messages):\n    return 'x' * 5000\n")
+    hgd.prompt("p.txt", {})
+    hgd.pairs("b.hgd.yaml", conversation({"customer": "hi", "checks": [{"contains": "x"}]}))
+    result = _run(
+        hgd, "--hgd-agent=big:reply", "--hgd-candidate=p.txt", "--hgd-max-reply-chars=4999"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*agent returned 5000 characters, over the limit of 4999 (--hgd-max-reply-chars)*"]
+    )
+    ok = _run(hgd, "--hgd-agent=big:reply", "--hgd-candidate=p.txt", "--hgd-max-reply-chars=5000")
+    ok.assert_outcomes(passed=1)
