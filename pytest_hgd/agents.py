@@ -8,12 +8,13 @@ import copy
 import hashlib
 import importlib
 import inspect
+import os
 import queue
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .errors import AgentError, AgentExit
 
@@ -106,6 +107,37 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
         future.set_exception(value)
 
 
+AGENT_THREADS = ("hgd-agent", "hgd-async-agent")
+
+
+class ExitGuard:
+    """While a Python agent runs, ``os._exit`` called from its threads raises SystemExit
+    (an error on its item) instead of ending pytest with status 0 and nothing written.
+
+    Calls from other threads (pytest-timeout's, say) and from forked children (whose
+    ``os._exit`` ends only the child) go to the real one."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.real = os._exit
+        self.installed = False
+
+    def install(self) -> None:
+        if not self.installed:
+            os._exit = self._exit
+            self.installed = True
+
+    def uninstall(self) -> None:
+        if self.installed and os._exit == self._exit:
+            os._exit = self.real
+        self.installed = False
+
+    def _exit(self, status: int) -> NoReturn:
+        if os.getpid() == self.pid and threading.current_thread().name in AGENT_THREADS:
+            raise SystemExit(f"the agent called os._exit({status})")
+        self.real(status)
+
+
 class PythonAgent:
     """``def reply(prompt, messages) -> str`` (or ``async def``), imported by its path."""
 
@@ -118,6 +150,7 @@ class PythonAgent:
         self.concurrency = concurrency
         self._pool: DaemonPool | None = None
         self._loop: AgentLoop | None = None
+        self._exit_guard = ExitGuard()
 
     @property
     def identity(self) -> dict[str, object]:
@@ -125,6 +158,7 @@ class PythonAgent:
 
     async def reply(self, prompt: str, messages: Messages) -> str:
         messages = copy.deepcopy(messages)
+        self._exit_guard.install()
         if inspect.iscoroutinefunction(self.function):
             if self._loop is None:
                 self._loop = AgentLoop()
@@ -144,6 +178,7 @@ class PythonAgent:
             self._pool.shutdown()
         if self._loop is not None:
             self._loop.stop()
+        self._exit_guard.uninstall()
 
 
 class AgentLoop:

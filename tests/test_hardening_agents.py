@@ -317,3 +317,38 @@ def test_a_python_agents_reply_over_the_cap_is_an_error(hgd: Gate) -> None:
     )
     ok = _run(hgd, "--hgd-agent=big:reply", "--hgd-candidate=p.txt", "--hgd-max-reply-chars=5000")
     ok.assert_outcomes(passed=1)
+
+
+EXITING_AGENT = """
+import os
+
+def reply(prompt, messages):
+    if messages[-1]["content"] == "exit":
+        os._exit(0)
+    return "good"
+
+async def areply(prompt, messages):
+    return reply(prompt, messages)
+"""
+
+
+@pytest.mark.parametrize("function", ["reply", "areply"])
+def test_an_agent_calling_os_exit_is_an_error_not_a_silent_pass(hgd: Gate, function: str) -> None:
+    """Before: os._exit(0) in the agent ended pytest with status 0 and nothing written."""
+    hgd.pytester.makepyfile(exiting=EXITING_AGENT)
+    hgd.prompt("p.txt", {})
+    checks = [{"contains": "good"}]
+    hgd.pairs(
+        "x.hgd.yaml",
+        conversation(
+            {"id": "ok", "customer": "hi", "checks": checks},
+            {"id": "exit", "customer": "exit", "checks": checks},
+        ),
+    )
+    result = hgd.run_subprocess(
+        f"--hgd-agent=exiting:{function}", "--hgd-candidate=p.txt", "--hgd-report=report.json"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*agent raised SystemExit: the agent called os._exit(0)*"])
+    assert hgd.report()["verdict"] == "fail"
