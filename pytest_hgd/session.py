@@ -6,7 +6,7 @@ import contextlib
 import gc
 import shlex
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,20 @@ def _checks(config: pytest.Config) -> dict[str, CheckType]:
                 )
             registry[check_type.name] = check_type
     return registry
+
+
+@contextlib.contextmanager
+def _quiet_on_interrupt() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while the gate finishes: pytest's interrupted status and one line,
+    not a traceback. Every file is written atomically, so each is complete or untouched."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        pytest.exit(
+            "pytest-hgd: interrupted while finishing the gate; each report and the ledger "
+            "record is complete or was not written",
+            returncode=pytest.ExitCode.INTERRUPTED,
+        )
 
 
 class HGDSession:
@@ -411,6 +425,10 @@ class HGDSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        with _quiet_on_interrupt():
+            self._finish(session, exitstatus)
+
+    def _finish(self, session: pytest.Session, exitstatus: int) -> None:
         self.scheduler.cancel_pending()
         self.scheduler.flush()  # every reply written to the cache, or its error known
         if self.scheduler.cache_error:
@@ -500,6 +518,10 @@ class HGDSession:
         return shlex.join(["pytest", *args, "--lf"])
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        with _quiet_on_interrupt():
+            self._summary(terminalreporter)
+
+    def _summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.cleared is not None:
             terminalreporter.write_line(
                 f"hgd: cleared {self.cleared} cached replies from {self.settings.cache_dir}"

@@ -192,3 +192,34 @@ def test_sigkill_during_ledger_appends_loses_at_most_the_record_being_written(
     assert all("truncated last line" in problem for problem in read.problems)
     append_record(ledger, {"schema_version": 1, "n": "next"})  # ...and the next run's is whole
     assert read_ledger(ledger).records[-1] == {"schema_version": 1, "n": "next"}
+
+
+SLOW_REPORT_HOOK = """
+import pathlib, time
+
+def pytest_hgd_report(config, report):
+    pathlib.Path("finishing").write_text("x")
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_gate_finishes_is_a_quiet_interrupted_exit(
+    hgd: Gate, signum: signal.Signals
+) -> None:
+    """Before: a signal during the session's finish printed a traceback and exited 130."""
+    hgd.pytester.makeconftest(SLOW_REPORT_HOOK)
+    hgd.prompt("p.txt", {"*": "yes"})
+    hgd.pairs("c.hgd.yaml", conversation({"customer": "hi", "checks": [{"contains": "yes"}]}))
+    process = hgd.start("--hgd-candidate=p.txt", "--hgd-report=report.json")
+    deadline = time.monotonic() + 60
+    while not (hgd.path / "finishing").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output
+    assert "interrupted while finishing the gate" in output
+    report = hgd.report()  # written before the hook ran: complete
+    assert report["verdict"] == "pass"
+    assert not list(hgd.path.glob("**/*.tmp")) and not list(hgd.path.glob("**/.*.tmp"))
