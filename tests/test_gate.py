@@ -7,6 +7,8 @@ import sys
 import pytest
 from conftest import Gate, conversation
 
+from pytest_hgd.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, resolve
+
 
 def pair(customer: str, reply: str | None = None, **extra: object) -> dict[str, object]:
     data: dict[str, object] = {"id": customer.replace(" ", "-"), "customer": customer}
@@ -231,6 +233,26 @@ def test_ini_prompt_is_the_candidate_and_ini_paths_are_rootdir_relative(hgd: Gat
         sys.executable, "-m", "pytest", "--hgd", "-p", "no:cacheprovider", str(sub)
     )
     assert result.ret == 0, result.stdout.str()
+
+
+@pytest.mark.parametrize("unset", [None, "", []], ids=["None", "empty string", "empty list"])
+def test_unset_ini_keys_take_their_defaults_on_every_supported_pytest(
+    hgd: Gate, monkeypatch: pytest.MonkeyPatch, unset: object
+) -> None:
+    # An ini key registered without a default reads as None (pytest 9), or [] (pytest 7.4, 8):
+    # each means "not set", never a value to parse.
+    hgd.prompt("p.txt", {"*": "good"})
+    config = hgd.pytester.parseconfig("--hgd", "--hgd-candidate=p.txt")
+    real_getini = config.getini
+    monkeypatch.setattr(
+        config, "getini", lambda name: unset if real_getini(name) is None else real_getini(name)
+    )
+    settings = resolve(config)
+    assert (settings.timeout, settings.concurrency) == (DEFAULT_TIMEOUT, DEFAULT_CONCURRENCY)
+    assert (settings.samples, settings.pressure_warn, settings.max_pressure) == (1, 0.7, None)
+    assert settings.baseline is None and settings.agent_version is None
+    assert settings.http.temperature is None and settings.http.max_retries == 4
+    assert settings.judge.model is None
 
 
 def test_xdist_runs_the_gate_and_the_controller_reports(hgd: Gate) -> None:
