@@ -18,20 +18,17 @@ def calls(pairs: Sequence[Payload], rollouts: Sequence[Payload] = ()) -> dict[st
     rollouts' included (``rollouts`` holds their share of ``baseline``/``candidate``)."""
     made = dict.fromkeys(ROLES, 0)
     hits = dict.fromkeys(ROLES, 0)
-    for pair in pairs:
-        for role in ROLES:
-            result = pair.get(role)
-            if result:
-                made[role] += result.get("called", 0)
-                hits[role] += result["runs"] - result.get("called", 0)
     in_rollouts = dict.fromkeys(ROLES, 0)
-    for rollout in rollouts:
+    for item in (*pairs, *rollouts):
         for role in ROLES:
-            result = rollout.get(role)
+            result = item.get(role)
             if result:
-                made[role] += result.get("called", 0)
-                hits[role] += result.get("cached", 0)
-                in_rollouts[role] += result.get("called", 0)
+                called = result.get("called", 0)
+                made[role] += called
+                # a pair's results count runs; a rollout's, the replies it took from the cache
+                hits[role] += result["cached"] if "cached" in result else result["runs"] - called
+                if item.get("rollout"):
+                    in_rollouts[role] += called
     return {**made, "cache_hits": hits, "rollouts": in_rollouts}
 
 
