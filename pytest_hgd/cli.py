@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import os
+import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -11,7 +14,14 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from . import __version__
-from .ingest import REVIEW_DIR, IngestResult, ingest
+from .ingest import (
+    MAX_LINE_BYTES,
+    REVIEW_DIR,
+    IngestRefused,
+    IngestResult,
+    ingest,
+    refuse_redirected_folders,
+)
 from .ledger import read_ledger
 from .suite_stats import Suite, growth_series, load_suite, render_stats, review_lines
 
@@ -50,8 +60,30 @@ class Progress:
 
 
 def _lines(stream: BinaryIO) -> Iterator[bytes]:
-    for line in stream:
+    """The batch's lines; one longer than MAX_LINE_BYTES is cut one byte past it (ingest
+    reports it) and the rest of it skipped, never held whole."""
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield line  # one byte over the limit: ingest reports the line
+            continue
         yield line.rstrip(b"\r\n")
+
+
+def _open_batch(path: str) -> BinaryIO:
+    """The batch file, opened without blocking (a FIFO with no writer would wait forever);
+    OSError for anything but a regular file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO or a device); use - for stdin")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _n(count: int, word: str) -> str:
@@ -87,10 +119,15 @@ def run_ingest(args: argparse.Namespace) -> int:
             stream: BinaryIO = (
                 sys.stdin.buffer
                 if args.conversations == "-"
-                else stack.enter_context(open(args.conversations, "rb"))
+                else stack.enter_context(_open_batch(args.conversations))
             )
         except OSError as exc:
             print(f"hgd ingest: error: cannot read {source}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            refuse_redirected_folders(out)
+        except IngestRefused as exc:
+            print(f"hgd ingest: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         try:
             result = ingest(_lines(stream), source, out, dry_run=args.dry_run, progress=progress)

@@ -8,10 +8,12 @@ existing file is ever written to.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,11 @@ from .cache import write_atomic
 from .pairfile import MAX_BYTES
 from .suite_stats import ROLES, KeyBuilder, SuiteIndex, Turn
 from .yamlreader import MAX_NODES
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 try:  # libyaml's emitter when present: same output, several times faster
     from yaml import CSafeDumper as _Dumper
@@ -35,6 +42,47 @@ REVIEW_REASON = (
 KNOWN_KEYS = frozenset({"id", "outcome", "turns", "tags"})
 MAX_NAME = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a batch line (one conversation) longer is reported bad
+
+
+class IngestRefused(Exception):
+    """The output folder cannot be written safely; the message says why and what to do."""
+
+
+def refuse_redirected_folders(directory: Path) -> None:
+    """``review/`` and ``.hgd/`` inside the output folder must be folders of its own, not
+    symbolic links: ingest would write wherever they point."""
+    for name in (REVIEW_DIR, ".hgd"):
+        path = directory / name
+        if path.is_symlink():
+            raise IngestRefused(
+                f"{path} is a symbolic link; ingest writes only inside {directory}. "
+                "Replace it with a folder."
+            )
+
+
+@contextlib.contextmanager
+def _ingest_lock(directory: Path, progress: Callable[[str], None] | None) -> Iterator[None]:
+    """One ingest at a time into a folder: an exclusive ``flock`` on the folder itself, held
+    from reading the suite's keys to saving its index, so a second ingest waits and then
+    sees every pair the first wrote (no file replaced, no pair lost). Without ``fcntl``
+    (Windows) there is no lock: run one ingest at a time there."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))  # nothing created
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress is not None:
+                progress(f"waiting for another hgd ingest into {directory} to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class BadLine(ValueError):
@@ -192,35 +240,56 @@ def _render(conversation: Conversation, pairs: list[dict[str, Any]]) -> str:
     return render(document)
 
 
+class TooBig(ValueError):
+    """A conversation too long for one pair file, found before its pairs are built."""
+
+
 def plan_pairs(
     conversation: Conversation, index: SuiteIndex
 ) -> tuple[list[dict[str, Any]], list[str], int]:
-    """The new pairs of a conversation (as pair-file mappings), their keys, and the skipped."""
+    """The new pairs of a conversation (as pair-file mappings), their keys, and the skipped.
+
+    Each pair repeats the history before it, so a file grows with the square of its
+    conversation's length: its size is bounded first, from the turns alone (what `_too_big`
+    would measure, or less), and TooBig raised before anything is built. A conversation of
+    10,000 turns is refused in milliseconds, not built to gigabytes."""
     lead = conversation.outcome == "lead"
     turns = conversation.turns
     builder = KeyBuilder()
-    pairs, keys, duplicates = [], [], 0
+    new: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    duplicates = nodes = size = history_bytes = 0
     for i, (role, text) in enumerate(turns):
         builder.add(role, text)
-        if role != "customer" or i + 1 >= len(turns) or turns[i + 1][0] != "agent":
-            continue
-        key = builder.key()
-        if key in index.keys:
-            duplicates += 1
-            continue
-        index.keys.add(key)
-        keys.append(key)
+        if role == "customer" and i + 1 < len(turns) and turns[i + 1][0] == "agent":
+            key = builder.key()
+            if key in index.keys or key in seen:
+                duplicates += 1
+            else:
+                seen.add(key)
+                new.append((i, key))
+                nodes += 20 + 3 * i  # as `_too_big` counts a pair of i history turns
+                size += history_bytes  # its history's text alone: at most the file's size
+        history_bytes += len(text.encode("utf-8", "surrogatepass"))
+    if nodes > MAX_NODES or size > MAX_BYTES:
+        raise TooBig(
+            f"the conversation is too long for one pair file (~{nodes} values, over {size} "
+            f"bytes; limits {MAX_BYTES} bytes, {MAX_NODES} values): split it, or shorten it"
+        )
+    index.keys.update(seen)
+    pairs = []
+    for i, _ in new:
         pair: dict[str, Any] = {"id": f"turn-{i}", "kind": "locked" if lead else "corrected"}
         if not lead:
             pair["review"] = REVIEW_REASON
         pair["history"] = [{r: t} for r, t in turns[:i]]
-        pair["customer"] = text
+        pair["customer"] = turns[i][1]
         if lead:
             pair["reply"] = turns[i + 1][1]
         else:
             pair["metadata"] = {"recorded_reply": turns[i + 1][1]}
         pairs.append(pair)
-    return pairs, keys, duplicates
+    return pairs, [key for _, key in new], duplicates
 
 
 def _too_big(text: str, pairs: list[dict[str, Any]]) -> str | None:
@@ -247,6 +316,22 @@ def ingest(
     Refuses (``suite_problems`` set, nothing written) when a pair file under directory
     cannot be read: its pairs would be missing from the dedup index.
     """
+    refuse_redirected_folders(directory)
+    if dry_run:
+        return _ingest(lines, source, directory, dry_run=True, progress=progress)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _ingest_lock(directory, progress):
+        return _ingest(lines, source, directory, dry_run=False, progress=progress)
+
+
+def _ingest(
+    lines: Iterable[bytes],
+    source: str,
+    directory: Path,
+    *,
+    dry_run: bool,
+    progress: Callable[[str], None] | None,
+) -> IngestResult:
     result = IngestResult()
     index = SuiteIndex(directory)
     index.load(progress)
@@ -255,6 +340,12 @@ def ingest(
         return result
     review = directory / REVIEW_DIR
     for number, raw in enumerate(lines, 1):
+        if len(raw) > MAX_LINE_BYTES:
+            result.bad_lines.append(
+                f"{source}:{number}: skipped: longer than {MAX_LINE_BYTES} bytes "
+                "(one conversation a line)"
+            )
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -267,7 +358,11 @@ def ingest(
         except BadLine as exc:
             result.bad_lines.append(f"{source}:{number}: skipped: {exc}")
             continue
-        pairs, keys, duplicates = plan_pairs(conversation, index)
+        try:
+            pairs, keys, duplicates = plan_pairs(conversation, index)
+        except TooBig as exc:
+            result.bad_lines.append(f"{source}:{number}: skipped: {exc}")
+            continue
         if pairs:
             document = _render(conversation, pairs)
             problem = _too_big(document, pairs)

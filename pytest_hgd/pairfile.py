@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import stat
 import unicodedata
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -197,6 +198,42 @@ class _Histories:
         return history
 
 
+def read_pair_file(path: Path, display: str) -> bytes:
+    """A pair file's bytes, at most MAX_BYTES; PairFileError for anything but a regular file
+    within the limit. Opened without blocking: a FIFO or a device named ``*.hgd.yaml`` is
+    refused at once, never waited on nor read without end (``/dev/zero``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise PairFileError(display, None, f"cannot be read: {exc.strerror or exc}.") from exc
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PairFileError(
+                display,
+                None,
+                "is not a regular file (a FIFO, a socket or a device).",
+                "Pair files are plain files; move this one out of the suite.",
+            )
+        size = info.st_size
+        limit = MAX_BYTES + 1
+        try:
+            # a buffer of the file's size, not of the limit (allocating 10 MB costs ~30 us)
+            data = handle.read(min(size + 1, limit))
+            if len(data) == size + 1 < limit:  # longer than its size said (growing)
+                data += handle.read(limit - len(data))
+        except OSError as exc:
+            raise PairFileError(display, None, f"cannot be read: {exc.strerror or exc}.") from exc
+    if len(data) > MAX_BYTES:
+        raise PairFileError(
+            display,
+            None,
+            f"is {max(size, len(data))} bytes, over the {MAX_BYTES}-byte limit for a pair file.",
+            "Split the conversation's pairs over several files.",
+        )
+    return data
+
+
 def load_pairs(path: Path, display: str, registry: Mapping[str, CheckType]) -> list[Pair]:
     """Read one pair file into pairs. Raises PairFileError for anything malformed."""
     return list(load_conversation(path, display, registry).pairs)
@@ -205,24 +242,7 @@ def load_pairs(path: Path, display: str, registry: Mapping[str, CheckType]) -> l
 def load_conversation(path: Path, display: str, registry: Mapping[str, CheckType]) -> Conversation:
     """Read one pair file: its pairs and its rollout settings. Raises PairFileError."""
     _refuse_unprintable(display, "the file name", shown(display), None, "Rename the file.")
-    try:
-        with path.open("rb") as handle:  # never more than the limit, whatever the file is
-            size = os.fstat(handle.fileno()).st_size
-            limit = MAX_BYTES + 1
-            # a buffer of the file's size, not of the limit (allocating 10 MB costs ~30 us)
-            data = handle.read(min(size + 1, limit))
-            if len(data) == size + 1 < limit:  # longer than its size said (growing, a pipe)
-                data += handle.read(limit - len(data))
-            size = max(len(data), size)
-    except OSError as exc:
-        raise PairFileError(display, None, f"cannot be read: {exc.strerror or exc}.") from exc
-    if len(data) > MAX_BYTES:
-        raise PairFileError(
-            display,
-            None,
-            f"is {size} bytes, over the {MAX_BYTES}-byte limit for a pair file.",
-            "Split the conversation's pairs over several files.",
-        )
+    data = read_pair_file(path, display)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -9,28 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .cache import write_atomic
 from .checks import BUILTIN_CHECKS, CheckType
 from .errors import PairFileError
 from .model import Pair
-from .pairfile import MAX_BYTES, conversation_name, is_pair_file, load_pairs
-from .yamlreader import MAX_NODES
-
-try:  # the C parser when libyaml is present
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+from .pairfile import conversation_name, is_pair_file, load_pairs, read_pair_file
+from .yamlreader import MAX_NODES, YamlReader
 
 INDEX_PATH = Path(".hgd") / "ingest-index.json"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: keys of NFC-normalised text
 ROLES = ("agent", "customer")
 Turn = tuple[str, str]  # (role, text)
 
@@ -72,8 +66,8 @@ def load_suite(directory: Path) -> Suite:
 
 
 def normalise(text: str) -> str:
-    """Whitespace collapsed and case folded: what the dedup rule compares."""
-    return " ".join(text.split()).casefold()
+    """Unicode NFC, whitespace collapsed and case folded: what the dedup rule compares."""
+    return unicodedata.normalize("NFC", " ".join(text.split())).casefold()
 
 
 class KeyBuilder:
@@ -102,13 +96,11 @@ def pair_key(history: Iterable[Turn], customer: str) -> str:
 
 def _read_keys(path: Path) -> list[str] | None:
     """The dedup keys of a pair file's pairs, read fast; None when it is not that simple."""
-    try:
-        data = path.read_bytes()
-        if len(data) > MAX_BYTES:
-            return None
-        document = yaml.load(data, Loader=_Loader)  # a safe loader
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
+    try:  # the gate's own reading: a regular file within the limit, hostile YAML refused
+        text = read_pair_file(path, str(path)).decode("utf-8")
+        document = YamlReader(str(path)).read(text)
+    except (PairFileError, UnicodeDecodeError):
+        return None  # the real loader reads it again and words the problem
     pairs = document.get("pairs") if isinstance(document, dict) else None
     if not isinstance(pairs, list):
         return None

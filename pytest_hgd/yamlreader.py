@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 MAX_NODES = 200_000
+MAX_CHARS = 20_000_000  # characters of text a document expands to (aliases repeat theirs)
 MAX_DEPTH = 64
 
 Location = tuple[str | int, ...]
@@ -61,6 +62,7 @@ class YamlReader:
         self.path = path
         self.lines: dict[Location, int] = {}
         self.nodes = 0
+        self.chars = 0
         self._constructor: yaml.SafeLoader | None = None
 
     @property
@@ -84,7 +86,7 @@ class YamlReader:
                 return self._read_plain(text)
             except _NotPlain:
                 self.lines.clear()
-                self.nodes = 0
+                self.nodes = self.chars = 0
         root = self.compose(text)
         return NO_DOCUMENT if root is None else self.value(root, ())
 
@@ -286,6 +288,14 @@ class YamlReader:
             "Pair files hold one conversation; YAML aliases that multiply content are refused.",
         )
 
+    def _too_large(self, line: int | None) -> PairFileError:
+        return PairFileError(
+            self.path,
+            line,
+            f"the document expands to more than {MAX_CHARS} characters of text.",
+            "Pair files hold one conversation; YAML aliases that repeat long text are refused.",
+        )
+
     def _unsupported_tag(self, node: yaml.Node) -> PairFileError:
         return PairFileError(
             self.path,
@@ -340,6 +350,9 @@ class YamlReader:
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, (*where, i), depth + 1) for i, item in enumerate(node.value)]
         if node.tag == _STR:  # what the constructor would return
+            self.chars += len(node.value)
+            if self.chars > MAX_CHARS:  # an alias repeats a long string: bounded in size too
+                raise self._too_large(line)
             return node.value
         return self._scalar(node, where, line)
 

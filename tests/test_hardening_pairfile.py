@@ -328,6 +328,16 @@ HOSTILE = {
         ).encode(),
         "",  # small: loads or is refused, but quickly
     ),
+    "alias amplification of long strings": (  # 2 MB expanding to 2 GB of text
+        b"outcome: lead\nlong: &s '"
+        + b"x" * 2_000_000
+        + b"'\n"
+        + b"many: &m ["
+        + b"*s, " * 999
+        + b"*s]\n"
+        + b"pairs: [{customer: hi, reply: x, metadata: {m: *m}}]\n",
+        "expands to more than 20000000 characters",
+    ),
     "50 MB file": (b"outcome: lead\npairs: []\n" + b"# padding\n" * 5_000_000, "byte limit"),
     "10 MB of list items": (b"- x\n" * (MAX_BYTES // 4 - 1), "expands to more than"),
     "10 MB flow list": (b"[" + b"1," * (MAX_BYTES // 2 - 2) + b"]", "expands to more than"),
