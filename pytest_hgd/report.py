@@ -46,7 +46,9 @@ def build_report(
     enforced pairs ran of how many, and why not all (a partial run)."""
     pairs = sorted(pairs, key=lambda p: str(p["id"]))
     counts = gate.count_deltas(p["delta"] for p in pairs)
-    selection = dict(selection or {"ran": len(pairs), "enforced": len(pairs), "why": []})
+    selection = dict(
+        selection or {"ran": len(pairs), "enforced": len(pairs), "why": [], "at_least": False}
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "verdict": gate.verdict(verdict_reasons),

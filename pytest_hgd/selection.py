@@ -34,17 +34,21 @@ class Selection:
             output[SELECTION_KEY] = {"collected": self.collected, "deselected": self.deselected}
 
     def summary(self, config: pytest.Config, ran: int) -> dict[str, Any]:
-        """``{"ran", "enforced", "why"}``: ``why`` is empty for a run of the whole suite."""
+        """``{"ran", "enforced", "why", "at_least"}``: ``why`` is empty for a run of the whole
+        suite; ``at_least`` when ``enforced`` is a lower bound (files left uncollected)."""
         why: list[str] = []
         if self.deselected:
             why.append(f"{self.deselected} deselected (-k, -m, --lf or --deselect)")
-        if _last_failed_only(config):
+        files_skipped = _last_failed_only(config)
+        if files_skipped:
             why.append("--lf: files without earlier failures were not collected")
         if any("::" in str(arg) for arg in config.args):
             why.append("node ids on the command line")
         if ran < self.collected:
             why.append(f"{self.collected - ran} not run (-x or --maxfail stopped the run)")
-        return {"ran": ran, "enforced": max(ran, self.collected + self.deselected), "why": why}
+        enforced = max(ran, self.collected + self.deselected)
+        # the pairs of files --lf did not collect are not counted: M is a lower bound then
+        return {"ran": ran, "enforced": enforced, "why": why, "at_least": files_skipped}
 
 
 def _last_failed_only(config: pytest.Config) -> bool:

@@ -238,7 +238,8 @@ def partial_text(report: Mapping[str, Any]) -> str:
     selection = report.get("selection") or {}
     why = "; ".join(selection.get("why", []))
     ran, enforced = selection.get("ran", 0), selection.get("enforced", 0)
-    return f"{ran} of {enforced} enforced pairs ran ({why})"
+    of = f"at least {enforced}" if selection.get("at_least") else str(enforced)
+    return f"{ran} of {of} enforced pairs ran ({why})"
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:

@@ -135,7 +135,8 @@ def test_last_failed_is_partial_and_next_never_repeats_lf(pytester: pytest.Pytes
     assert again.ret == 1
     report = hgd.report()
     assert report["partial"] is True
-    assert report["selection"]["ran"] == 1
+    assert report["selection"]["ran"] == 1 and report["selection"]["at_least"] is True
+    again.stdout.fnmatch_lines(["partial run: 1 of at least 1 enforced pairs ran (*--lf*"])
     line = next(x for x in again.stdout.lines if x.startswith("next: "))
     assert line.count("--lf") == 1, line
 
@@ -162,7 +163,7 @@ def test_a_full_run_is_not_partial(hgd: Gate, tmp_path: Path) -> None:
     result = hgd.run(*args)
     report = hgd.report()
     assert report["partial"] is False
-    assert report["selection"] == {"ran": 3, "enforced": 3, "why": []}
+    assert report["selection"] == {"ran": 3, "enforced": 3, "why": [], "at_least": False}
     assert "partial run" not in result.stdout.str()
     assert "partial" not in ledger(hgd)[-1]
 
