@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import threading
@@ -49,12 +51,25 @@ def write_atomic(path: Path, text: str) -> None:
     _replace(path, text.encode("utf-8"))
 
 
+_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _temporary(path: Path) -> tuple[str, int]:
+    """A new hidden file beside ``path``, created here and only here: an unpredictable name
+    opened with O_EXCL and O_NOFOLLOW, so a file or symlink planted in a shared folder is
+    never written through. Its mode is what ``open`` gives (0o666 less the umask)."""
+    for _ in range(100):
+        temp = f"{path.parent}/.{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+        try:
+            return temp, os.open(temp, _EXCLUSIVE, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", f"{path.parent}/.{path.name}.*")
+
+
 def _replace(path: Path, data: bytes) -> None:
-    # The temporary name is this process's and thread's own: no other writer can use it
-    # at the same time, so it needs none of mkstemp's random names and retries.
-    temp = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    temp, fd = _temporary(path)
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             view = memoryview(data)
             while view:
