@@ -25,6 +25,7 @@ agent's identity) keep evidence about an edited pair or another agent apart.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
@@ -102,11 +103,19 @@ def append_record(path: Path, record: Mapping[str, object]) -> None:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    if written <= 0:  # pragma: no cover - a write that makes no progress
+                        raise OSError(errno.ENOSPC, "the ledger write made no progress")
+                    view = view[written:]
+                os.fsync(fd)
+            except BaseException:
+                # a disk full mid-record (or any failed write): back to the size before it,
+                # so no torn record is left for every later run to warn about
+                os.ftruncate(fd, size)
+                raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
@@ -149,5 +158,50 @@ def _parse_line(chunk: bytes, records: list[dict[str, Any]]) -> str | None:
     version = value.get("schema_version")
     if version != SCHEMA_VERSION:
         return f"schema_version {version!r} is not {SCHEMA_VERSION} (written by another version?)"
+    problem = _shape_problem(value)
+    if problem is not None:
+        return problem
     records.append(value)
+    return None
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "time": (str,),
+    "commit": (str, type(None)),
+    "baseline_hash": (str, type(None)),
+    "candidate_hash": (str,),
+    "counts": (dict,),
+    "regressed": (list,),
+    "pairs": (dict,),
+    "retired": (list,),
+    "pending_review": (int,),
+    "pressure": (dict,),
+    "partial": (bool,),
+    "gate": (dict,),
+}
+
+
+def _shape_problem(record: dict[str, Any]) -> str | None:
+    """What makes a record unusable by its readers (pressure, trend, ``hgd stats``), or
+    None: every reader may then trust the types of the fields it reads."""
+    for key, types in _TYPES.items():
+        if key in record and not isinstance(record[key], types):
+            wanted = " or ".join(t.__name__ for t in types)
+            return f"{key!r} is {type(record[key]).__name__}, not {wanted}"
+    if record.get("verdict", "pass") not in ("pass", "fail"):
+        return f"'verdict' is {record.get('verdict')!r}, not 'pass' or 'fail'"
+    for pid, entry in record.get("pairs", {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("delta", ""), str):
+            return f"pairs[{pid!r}] is not a pair entry"
+        for side in ("baseline", "candidate"):
+            counts = entry.get(side)
+            if counts is not None and not (
+                isinstance(counts, list)
+                and len(counts) == 2
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
+            ):
+                return f"pairs[{pid!r}].{side} is not [passes, runs]"
+    for key in ("regressed", "retired"):
+        if not all(isinstance(item, str) for item in record.get(key, [])):
+            return f"{key!r} holds something other than pair ids"
     return None

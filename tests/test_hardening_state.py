@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Gate, conversation
 
 from pytest_hgd.cache import write_atomic
 
@@ -36,3 +38,56 @@ def test_the_atomic_writer_never_writes_through_a_planted_symlink(
     plain.write_text("x", encoding="utf-8")
     assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
     assert not list(target.parent.glob(".report.json.*.free.tmp"))
+
+
+def test_a_failed_ledger_append_leaves_the_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a disk full mid-append left a torn record for good (every later run warned)."""
+    from pytest_hgd import ledger
+
+    path = tmp_path / "ledger.jsonl"
+    ledger.append_record(path, ledger.new_record(candidate_hash="c", verdict="pass", pairs={}))
+    before = path.read_bytes()
+    real_write = os.write
+
+    def disk_fills(fd: int, data: bytes | memoryview) -> int:
+        if len(data) > 10:
+            return real_write(fd, bytes(data[: len(data) // 2]))  # a short write ...
+        raise OSError(28, "No space left on device")  # ... then the disk is full
+
+    monkeypatch.setattr(ledger.os, "write", disk_fills)
+    record = ledger.new_record(candidate_hash="d", verdict="fail", pairs={})
+    with pytest.raises(OSError):
+        ledger.append_record(path, record)
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    assert ledger.read_ledger(path).problems == []
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [("verdict", 5), ("pairs", "x"), ("regressed", [1]), ("baseline_hash", 3)],
+)
+def test_a_wrongly_typed_ledger_record_is_skipped_with_one_note(
+    hgd: Gate, field: str, bad: object
+) -> None:
+    """Before: one record with `"verdict": 5` made every later run end in a raw jsonschema
+    traceback, with no summary and no report."""
+    hgd.prompt("base.txt", {"*": "good"})
+    hgd.prompt("cand.txt", {"*": "good"})
+    hgd.pairs("c.hgd.yaml", conversation({"customer": "hi", "checks": [{"contains": "good"}]}))
+    args = ("--hgd-baseline=base.txt", "--hgd-candidate=cand.txt", "--hgd-report=report.json")
+    assert hgd.run(*args).ret == 0
+    ledger_path = hgd.path / ".hgd" / "ledger.jsonl"
+    record = json.loads(ledger_path.read_text(encoding="utf-8"))
+    record[field] = bad
+    ledger_path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    result = hgd.run(*args, "--hgd-html=report.html")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [f"hgd: ledger: *ledger.jsonl:1: skipped: '{field}'*", "verdict: PASS"]
+    )
+    assert result.stdout.str().count("ledger.jsonl:1: skipped") == 1
+    assert "Traceback" not in result.stdout.str()
+    assert hgd.report()["verdict"] == "pass"
