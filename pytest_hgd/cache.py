@@ -16,13 +16,21 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 CACHE_VERSION = 1  # part of every key: bump it when what a key stands for changes
-SCHEMA_VERSION = 1  # the database's ``PRAGMA user_version``: bump it when the table changes
+SCHEMA_VERSION = 2  # the database's ``PRAGMA user_version``: bump it when the table changes
+# 2: a digest beside each reply (version 1 files are migrated; their rows, without one, miss)
 DATABASE = "replies.sqlite3"
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another run (or xdist worker) to commit
 _SUFFIXES = ("", "-wal", "-shm", "-journal")  # the database and SQLite's files beside it
 # A rowid table, not WITHOUT ROWID: with replies of a few hundred bytes or more it writes
 # about twice as fast and reads as fast or faster (measured with 120 B to 100 kB replies).
-_SCHEMA = "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL, digest TEXT)"
+)
+
+
+def digest(key: str, reply: str) -> str:
+    """What is stored beside a reply: a reply edited in the file no longer matches it."""
+    return hashlib.sha256(f"{key}\x00{reply}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def reply_key(
@@ -102,6 +110,8 @@ class ReplyCache:
         self.path = directory / DATABASE
         self.timeout = timeout
         self.error: str | None = None  # the first write that failed, for whoever reports it
+        self.unavailable: str | None = None  # locked past the timeout: skipped from then on
+        self.tampered = 0  # rows whose reply no longer matches its digest (edited by hand)
         self._reader: sqlite3.Connection | None = None
         self._reader_failed = False  # not a database we can read: every lookup misses
         self._writer: sqlite3.Connection | None = None
@@ -112,15 +122,38 @@ class ReplyCache:
     # reading ------------------------------------------------------------------------------
     def get(self, key: str) -> str | None:
         """The cached reply, or None: a miss, and so is a database that cannot be read."""
+        if self.unavailable is not None:
+            return None
         with self._read_lock:
             try:
                 reader = self._reader or self._open_reader()
                 if reader is None:
                     return None
-                rows = reader.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchall()
+                rows = reader.execute(
+                    "SELECT reply, digest FROM replies WHERE key = ?", (key,)
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                self._locked(exc)
+                return None
             except sqlite3.Error:
                 return None
-        return rows[0][0] if rows and isinstance(rows[0][0], str) else None
+        if not rows or not isinstance(reply := rows[0][0], str):
+            return None
+        if rows[0][1] != digest(key, reply):  # edited, or from before digests: not trusted
+            if rows[0][1] is not None:
+                self.tampered += 1
+            return None
+        return reply
+
+    def _locked(self, exc: sqlite3.OperationalError) -> None:
+        """Another process held the database past the timeout: one wait is enough, so from
+        now on this run neither reads nor writes it (lookups miss, replies are not stored)."""
+        if "locked" in str(exc) or "busy" in str(exc):
+            self.unavailable = (
+                f"{self.path} stayed locked by another process for {self.timeout:g} s: "
+                "from then on this run's lookups missed and its replies were not stored"
+            )
+            self.error = self.error or self.unavailable
 
     def _open_reader(self) -> sqlite3.Connection | None:
         if self._reader_failed or not os.path.exists(self.path):
@@ -150,16 +183,19 @@ class ReplyCache:
     def put_many(self, entries: Iterable[tuple[str, str]]) -> None:
         """Store ``(key, reply)`` pairs in one transaction: all of them or, on CacheError,
         none."""
-        rows = list(entries)
+        rows = [(key, reply, digest(key, reply)) for key, reply in entries]
         if not rows:
             return
+        if self.unavailable is not None:
+            raise CacheError(self.unavailable)
         with self._write_lock:
             try:
                 writer = self._current_writer()
                 writer.execute("BEGIN IMMEDIATE")
                 try:
                     writer.executemany(
-                        "INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", rows
+                        "INSERT OR REPLACE INTO replies (key, reply, digest) VALUES (?, ?, ?)",
+                        rows,
                     )
                     writer.execute("COMMIT")
                 except BaseException:
@@ -167,8 +203,13 @@ class ReplyCache:
                         writer.execute("ROLLBACK")
                     raise
             except (sqlite3.Error, OSError, ValueError, CacheError) as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    self._locked(exc)
                 self._close_writer()  # the next batch opens the file afresh
-                error = exc if isinstance(exc, CacheError) else CacheError(self._explain(exc))
+                if isinstance(exc, CacheError):
+                    error = exc
+                else:
+                    error = CacheError(self.unavailable or self._explain(exc))
                 self.error = self.error or str(error)
                 raise error from None
 
@@ -193,6 +234,10 @@ class ReplyCache:
             if version == 0:
                 writer.execute(_SCHEMA)
                 writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:  # replies without digests: keep them, they miss until rewritten
+                writer.execute("ALTER TABLE replies ADD COLUMN digest TEXT")
+                writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                version = SCHEMA_VERSION
             writer.execute("COMMIT")
             if version not in (0, SCHEMA_VERSION):
                 raise CacheError(
@@ -212,11 +257,6 @@ class ReplyCache:
             return (
                 f"{self.path} is not a reply cache ({exc}): delete it, "
                 "or run once with --hgd-clear-cache"
-            )
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            return (
-                f"{self.path} stayed locked by another run for {self.timeout:g} s ({exc}): "
-                "these replies are called again next run"
             )
         if isinstance(exc, ValueError):  # a reply SQLite cannot store: not a file problem
             return f"{self.path}: {exc}"

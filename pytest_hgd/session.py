@@ -433,6 +433,11 @@ class HGDSession:
         self.scheduler.flush()  # every reply written to the cache, or its error known
         if self.scheduler.cache_error:
             self.notes.append(self.scheduler.cache_error)
+        if self.cache is not None and self.cache.tampered:
+            self.notes.append(
+                f"reply cache: {self.cache.tampered} cached replies did not match their digest "
+                f"(edited in {self.cache.path}?): not used, the agent was called instead"
+            )
         if is_worker(self.config):
             self.selection.hand_to_controller(self.config)
         if is_worker(self.config) or session.config.option.collectonly:

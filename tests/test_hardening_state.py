@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.cache import write_atomic
+from pytest_hgd.cache import DATABASE, write_atomic
 
 
 def test_the_atomic_writer_never_writes_through_a_planted_symlink(
@@ -91,3 +94,58 @@ def test_a_wrongly_typed_ledger_record_is_skipped_with_one_note(
     assert result.stdout.str().count("ledger.jsonl:1: skipped") == 1
     assert "Traceback" not in result.stdout.str()
     assert hgd.report()["verdict"] == "pass"
+
+
+def test_an_exclusively_locked_cache_costs_one_bounded_wait(tmp_path: Path) -> None:
+    """Before: a cache locked by another process stalled each lookup and each write (60 s
+    where the note said 30), and the note spoke of writes only."""
+    from pytest_hgd.cache import CacheError, ReplyCache
+
+    ReplyCache(tmp_path).put("k", "v")
+    other = sqlite3.connect(tmp_path / DATABASE, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        cache = ReplyCache(tmp_path, timeout=0.3)
+        started = time.monotonic()
+        assert [cache.get(f"k{i}") for i in range(20)] == [None] * 20
+        with pytest.raises(CacheError, match="lookups missed and its replies were not stored"):
+            cache.put("k2", "v2")
+        assert time.monotonic() - started < 1.5  # one wait of 0.3 s, not 21
+        assert cache.error is not None and "lookups missed" in cache.error
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_a_cached_reply_edited_on_disk_is_a_miss_with_a_note(hgd: Gate) -> None:
+    """Before: a reply edited in the cache file was served silently and flipped the verdict."""
+    hgd.prompt("p.txt", {"*": "good"})
+    hgd.pairs("c.hgd.yaml", conversation({"customer": "hi", "checks": [{"contains": "good"}]}))
+    assert hgd.run("--hgd-candidate=p.txt").ret == 0
+    database = hgd.path / ".hgd" / "cache" / DATABASE
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("UPDATE replies SET reply = 'bad'")
+    hgd.reset_calls()
+    result = hgd.run("--hgd-candidate=p.txt")
+    assert result.ret == 0  # the agent was asked again: the verdict stands
+    assert len(hgd.calls()) == 1
+    result.stdout.fnmatch_lines(["hgd: reply cache: 1 cached replies did not match their digest*"])
+
+
+def test_a_cache_from_before_digests_is_migrated_and_its_rows_asked_again(
+    tmp_path: Path,
+) -> None:
+    from pytest_hgd.cache import SCHEMA_VERSION, ReplyCache
+
+    with contextlib.closing(sqlite3.connect(tmp_path / DATABASE)) as db, db:
+        db.execute("CREATE TABLE replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+        db.execute("INSERT INTO replies VALUES ('old', 'unverifiable')")
+        db.execute("PRAGMA user_version = 1")
+    cache = ReplyCache(tmp_path)
+    assert cache.get("old") is None  # no digest: not trusted
+    cache.put("new", "reply")
+    cache.close()
+    again = ReplyCache(tmp_path)
+    assert again.get("new") == "reply" and again.get("old") is None
+    with contextlib.closing(sqlite3.connect(tmp_path / DATABASE)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
