@@ -29,6 +29,21 @@ def _every_file(root: Path) -> dict[Path, bytes]:
     }
 
 
+# a gate run that writes every report and prints every section (one call at a time)
+EVERY_OUTPUT = (
+    "--hgd",
+    "-p",
+    "no:cacheprovider",
+    "--hgd-candidate=p.txt",
+    "--hgd-concurrency=1",
+    "--hgd-report=report.json",
+    "--hgd-markdown=report.md",
+    "--hgd-html=report.html",
+    "--junitxml=junit.xml",
+    "-rA",
+)
+
+
 def _assert_nowhere(root: Path, *texts: str) -> None:
     for secret in SECRETS:
         for text in texts:
@@ -68,18 +83,9 @@ def test_the_http_agents_key_is_never_written_or_printed(
             Fault(content=f"Re: m6, your key is {KEY} and org {HEADER}"),  # p6: a reply
         )
         result = hgd.pytester.runpytest_subprocess(
-            "--hgd",
-            "-p",
-            "no:cacheprovider",
-            "--hgd-candidate=p.txt",
-            "--hgd-concurrency=1",
-            "--hgd-report=report.json",
-            "--hgd-markdown=report.md",
-            "--hgd-html=report.html",
-            "--junitxml=junit.xml",
+            *EVERY_OUTPUT,
             "--log-level=DEBUG",
             "--log-cli-level=DEBUG",
-            "-rA",
             "-vv",
             timeout=60,
         )
@@ -151,19 +157,7 @@ def test_scrubbing_never_changes_what_is_checked(
         )
         monkeypatch.setenv("HGD_HARDENING_KEY", KEY)
         server.push(Fault(content="abc: a sales rep will call you"), Fault(content=leak))
-        result = hgd.pytester.runpytest_subprocess(
-            "--hgd",
-            "-p",
-            "no:cacheprovider",
-            "--hgd-candidate=p.txt",
-            "--hgd-concurrency=1",
-            "--hgd-report=report.json",
-            "--hgd-markdown=report.md",
-            "--hgd-html=report.html",
-            "--junitxml=junit.xml",
-            "-rA",
-            timeout=60,
-        )
+        result = hgd.pytester.runpytest_subprocess(*EVERY_OUTPUT, timeout=60)
     result.assert_outcomes(passed=1, failed=1)
     report = hgd.report()
     (rep,) = [p for p in report["pairs"] if p["id"].endswith("::rep")]
