@@ -24,7 +24,7 @@ from pytest_hgd.report import validate
 REPORTS = ("report.json", "report.md", "report.html")
 # What an atomic write leaves when the process dies between creating its temporary file and
 # renaming it: a hidden ``.<name>.<pid>.<thread>.tmp`` beside the final name.
-STRAY = re.compile(r"^\.(?P<name>.+)\.\d+\.\d+\.tmp$")
+STRAY = re.compile(r"^\.(?P<name>.+)\.\d+\.[0-9a-f]+\.tmp$")  # .<name>.<pid>.<random>.tmp
 
 
 def _run_args(prompt: str) -> list[str]:
