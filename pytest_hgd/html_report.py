@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .cache import write_atomic
-from .summary import partial_text, printable
+from .summary import partial_text
+from .text import printable
 
 DELTAS = ("kept", "fixed", "regressed", "still_failing", "new_pass", "new_fail", "error")
 SEVERITY = ("regressed", "error", "new_fail", "still_failing", "fixed", "new_pass", "kept")

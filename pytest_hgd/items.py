@@ -15,7 +15,7 @@ from .model import Conversation, Delta, Evaluation, Pair
 from .pairfile import load_conversation
 from .rollout import RolloutResult
 from .stats import PassCounts, flaky, wilson_interval
-from .summary import printable
+from .text import printable
 
 if TYPE_CHECKING:
     from .session import HGDSession

@@ -17,6 +17,7 @@ from .checks import CheckType
 from .errors import PairFileError
 from .fastschema import Validate, compile_schema
 from .model import Check, Conversation, Kind, Outcome, Pair, Turn
+from .text import printable
 from .yamlreader import NO_DOCUMENT, Location, YamlReader
 
 if TYPE_CHECKING:  # jsonschema is imported only when a file breaks the schema: slow to import
@@ -24,13 +25,6 @@ if TYPE_CHECKING:  # jsonschema is imported only when a file breaks the schema: 
 
 SUFFIXES = (".hgd.yaml", ".hgd.yml")
 MAX_BYTES = 10 * 1024 * 1024
-
-
-def shown(text: str) -> str:
-    """``text`` with every character that would not print as itself escaped (``\\u202e``)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _unprintable(text: str) -> str | None:
@@ -54,7 +48,7 @@ def _refuse_unprintable(text: str, what: str, display: str, line: int | None, hi
         raise PairFileError(
             display,
             line,
-            f"{what} {shown(text)!r} has the invisible or control character {bad}: it would "
+            f"{what} {printable(text)!r} has the invisible or control character {bad}: it would "
             "print like another name, or rewrite the terminal line.",
             hint,
         )
@@ -241,7 +235,7 @@ def load_pairs(path: Path, display: str, registry: Mapping[str, CheckType]) -> l
 
 def load_conversation(path: Path, display: str, registry: Mapping[str, CheckType]) -> Conversation:
     """Read one pair file: its pairs and its rollout settings. Raises PairFileError."""
-    _refuse_unprintable(display, "the file name", shown(display), None, "Rename the file.")
+    _refuse_unprintable(display, "the file name", printable(display), None, "Rename the file.")
     data = read_pair_file(path, display)
     try:
         text = data.decode("utf-8")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import write_atomic
+from .text import printable
 
 Line = tuple[str, dict[str, bool]]
 
@@ -152,17 +153,6 @@ def pressure_lines(pressure: Mapping[str, Any]) -> list[str]:
         walls = ", ".join(f"{b['id']} ({b['blocked']})" for b in binding[:5])
         lines.append(f"  binding constraints (candidate runs blocked): {walls}")
     return lines
-
-
-def printable(text: str, keep: str = "") -> str:
-    """``text`` with every character that does not print as itself escaped (``\\x1b``,
-    ``\\u202e``, a line break), but those in ``keep``: a reply, an error or an id cannot
-    rewrite the line, fake another, or print like a different name."""
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() or c in keep else c.encode("unicode_escape").decode() for c in text
-    )
 
 
 _MARKDOWN_SPECIAL = str.maketrans(

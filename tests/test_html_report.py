@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from pytest_hgd import report as hgd_report
 from pytest_hgd.html_report import render_html, write_html
-from pytest_hgd.summary import printable
+from pytest_hgd.text import printable
 
 SCRIPT_REPLY = '<script>window.pwned = 1</script> & "quotes" </div></td></tr></table>'
 IMG_MESSAGE = "missing 'sales rep' <img src=x onerror=\"window.pwned = 2\">"
