@@ -20,7 +20,6 @@ from .ingest import (
     IngestRefused,
     IngestResult,
     ingest,
-    refuse_redirected_folders,
 )
 from .ledger import read_ledger
 from .suite_stats import Suite, growth_series, load_suite, render_stats, review_lines
@@ -125,12 +124,11 @@ def run_ingest(args: argparse.Namespace) -> int:
             print(f"hgd ingest: error: cannot read {source}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
         try:
-            refuse_redirected_folders(out)
+            result = ingest(_lines(stream), source, out, dry_run=args.dry_run, progress=progress)
         except IngestRefused as exc:
+            progress.close()
             print(f"hgd ingest: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        try:
-            result = ingest(_lines(stream), source, out, dry_run=args.dry_run, progress=progress)
         except OSError as exc:  # the suite directory cannot be written
             progress.close()
             print(f"hgd ingest: error: {exc.filename or out}: {exc.strerror}", file=sys.stderr)
