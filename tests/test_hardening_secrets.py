@@ -167,3 +167,25 @@ def test_scrubbing_never_changes_what_is_checked(
     _assert_nowhere(hgd.path, result.stdout.str(), result.stderr.str())
     for text in (result.stdout.str(), *(f.read_text("utf-8") for f in hgd.path.glob("report.*"))):
         assert KEY[:half] not in text and KEY[half:] not in text and " ".join(KEY) not in text
+
+
+def test_a_long_token_in_the_environment_is_masked_at_linear_cost() -> None:
+    """A 2,000-character token (CI runners hold such: cloud session tokens) is found and
+    masked, whole or in pieces, with a pattern linear in its length (not one alternative
+    per run of its characters: that took minutes and gigabytes)."""
+    import random
+    import string
+    import time
+
+    from pytest_hgd.redact import Redactor, secrets_from
+
+    chooser = random.Random(7)
+    token = "".join(
+        chooser.choice(string.ascii_letters + string.digits + "/+") for _ in range(2000)
+    )
+    started = time.perf_counter()
+    redactor = Redactor(secrets_from({"AWS_SESSION_TOKEN": token}, (), ()))
+    assert time.perf_counter() - started < 0.5
+    assert redactor.text(f"a {token} b") == "a *** b"
+    assert redactor.text(f"a {token[:1000]} b {token[1000:]} c") == "a *** b *** c"
+    assert redactor.text("a sales rep will call") == "a sales rep will call"
