@@ -10,9 +10,10 @@ the controller, which decides as a serial run would.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+if TYPE_CHECKING:  # reads the config the session hands it; never imports pytest itself
+    import pytest
 
 SELECTION_KEY = "hgd_selection"  # the worker's entry in xdist's ``workeroutput``
 
