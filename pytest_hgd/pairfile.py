@@ -40,6 +40,7 @@ def _unprintable(text: str) -> str | None:
 
 
 _INVISIBLE = {"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"}  # controls, format/bidi, odd spaces
+NAME_HINT = "Use letters, digits, - and _."
 
 
 def _refuse_unprintable(text: str, what: str, display: str, line: int | None, hint: str) -> None:
@@ -336,13 +337,10 @@ def _build(
     only_file_tags = tuple(dict.fromkeys(file_tags))
     conversation = str(document.get("conversation") or conversation_name(path))
     for t_index, tag in enumerate(file_tags):
-        hint = "Use letters, digits, - and _."
-        _refuse_unprintable(tag, "tag", display, reader.line(("tags", t_index)), hint)
+        _refuse_unprintable(tag, "tag", display, reader.line(("tags", t_index)), NAME_HINT)
     if "conversation" in document:
-        hint = "Name the conversation with letters, digits, - and _."
-        _refuse_unprintable(
-            conversation, "conversation", display, reader.line(("conversation",)), hint
-        )
+        line = reader.line(("conversation",))
+        _refuse_unprintable(conversation, "conversation", display, line, NAME_HINT)
     history = _Histories()
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
@@ -352,15 +350,13 @@ def _build(
         pair_id = str(raw.get("id", index))
         if "id" in raw:
             id_line = reader.line((*where, "id")) or line
-            _refuse_unprintable(
-                pair_id, "pair id", display, id_line, "Use letters, digits, - and _."
-            )
+            _refuse_unprintable(pair_id, "pair id", display, id_line, NAME_HINT)
             if "::" in pair_id:
                 raise PairFileError(
                     display,
                     id_line,
                     f"pair id {pair_id!r} holds '::', which separates the parts of a test id.",
-                    "Use letters, digits, - and _.",
+                    NAME_HINT,
                 )
         if pair_id in seen:
             raise PairFileError(
@@ -383,7 +379,7 @@ def _build(
         if "tags" in raw:
             for t_index, tag in enumerate(raw["tags"]):
                 tag_line = reader.line((*where, "tags", t_index)) or line
-                _refuse_unprintable(tag, "tag", display, tag_line, "Use letters, digits, - and _.")
+                _refuse_unprintable(tag, "tag", display, tag_line, NAME_HINT)
         tags = tuple(dict.fromkeys([*file_tags, *raw["tags"]])) if "tags" in raw else only_file_tags
         pairs.append(
             Pair(
