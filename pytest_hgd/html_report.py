@@ -228,7 +228,7 @@ COMPONENTS = {
                 "{share:.0%} of the suite pulls towards change"),
     "survival": (3, "chance the unchanged baseline passes every enforced pair again; "
                  "{reruns} re-runs seen"),
-    "acceptance": (2, "{accepted} of {candidates} candidate runs passed; "
+    "acceptance": (2, "{accepted} of {candidates} candidates passed (each at its latest run); "
                    "mean {mean_broken:.1f} pairs broken each"),
     "probe": (2, "{passed} of {mutants} mutants of the candidate passed"),
 }  # fmt: skip
@@ -236,17 +236,20 @@ COMPONENTS = {
 
 def _components(pressure: Mapping[str, Any]) -> str:
     """One row per component the report carries: name, value with band, what it means."""
-    rows = []
-    for name, (digits, template) in COMPONENTS.items():
-        part = pressure.get(name)
-        if isinstance(part, Mapping):
-            value = _num(part.get("value"), digits) + _band(part)
-            detail = _e(template.format_map(_Zero(part)))
-            rows.append(
-                f'<tr data-component="{name}"><th>{name}</th><td class=num>{value}</td>'
-                f"<td>{detail}</td></tr>"
-            )
+    rows = [
+        f'<tr data-component="{name}"><th>{name}</th><td class=num>{value}</td>'
+        f"<td>{detail}</td></tr>"
+        for name, (digits, template) in COMPONENTS.items()
+        if isinstance(part := pressure.get(name), Mapping)
+        for value, detail in [_component(part, digits, template)]
+    ]
     return f"<table id=components><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _component(part: Mapping[str, Any], digits: int, template: str) -> tuple[str, str]:
+    if part.get("value") is None:  # epsilon at 0/0: no pair to pull or to hold
+        return "undefined", "no enforced pair passes or fails on the baseline"
+    return _num(part["value"], digits) + _band(part), _e(template.format_map(_Zero(part)))
 
 
 def _binding(pressure: Mapping[str, Any]) -> str:

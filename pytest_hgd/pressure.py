@@ -3,12 +3,12 @@
 Pure functions of ledger records (see ``ledger.py``); every output is JSON-able. The model,
 its formulas and a worked example are in ``docs/pressure.md``. In short::
 
-    S  = prod_i p_i          noise survival over pairs passing on the baseline
-    A  = (k_eff + 1)/(n + 1)  systematic pass rate of changes, k_eff = min(k / S, n)
-    F  = S * A = min(S, (k + S)/(n + 1))
+    S  = prod_i p_i        noise survival: the baseline's re-runs, over pairs passing on it
+    F  = (k + S)/(n + 1)   mean of Beta(k + S, n - k + 1 - S): one pseudo-change passing at S
     pressure = 1 - F
 
-where k of n candidate runs (last ``window``) and probe mutants passed the gate.
+where k of n distinct candidates (the last ``window``, each at its latest verdict) and probe
+mutants passed the gate.
 """
 
 from __future__ import annotations
@@ -54,28 +54,26 @@ def compute_pressure(
         raise ValueError(f"confidence must be in (0, 1), not {confidence}")
     if probe is not None and not 0 <= probe.passed <= probe.total:
         raise ValueError(f"probe passed {probe.passed} of {probe.total} mutants")
-    earlier = [r for r in history if isinstance(r, Mapping)]
+    # A partial run (pairs left out) measures no suite: never evidence, whoever calls.
+    earlier = [r for r in history if isinstance(r, Mapping) and r.get("partial") is not True]
     records = [*earlier, current]
     actives = [active_pairs(r) for r in records]  # each record's, once
     active = actives[-1]
 
     survival, s_val, (s_lo, s_hi) = _survival(current, records, actives, confidence)
-    acceptance, k_cand, n_cand = _acceptance(records, active, window, confidence)
+    latest = latest_candidates(records)
+    acceptance, k_cand, n_cand = _acceptance(latest, active, window, confidence)
     k = k_cand + (probe.passed if probe else 0)
     n = n_cand + (probe.total if probe else 0)
-    # Rejections that noise alone explains do not count against the change: k_eff = k / S.
-    k_eff = min(k / s_val, float(n)) if s_val > 0.0 else float(n if k else 0)
-    a_val = (k_eff + 1.0) / (n + 1.0)
-    a_lo, a_hi = jeffreys_interval(k_eff, n, confidence)
-    value = _r(1.0 - s_val * a_val)
-    band = (min(value, 1.0 - s_hi * a_hi), max(value, 1.0 - s_lo * a_lo))
+    f_val, (f_lo, f_hi) = _passing_changes(k, n, s_val, (s_lo, s_hi), confidence)
+    value = _r(1.0 - f_val)
 
     sources = [name for name, m in (("acceptance", n_cand), ("probe", n - n_cand)) if m]
-    estimator = "survival*beta(" + "+".join(sources) + ")" if sources else "survival"
+    estimator = "beta(" + "+".join(["survival", *sources]) + ")" if sources else "survival"
     reasons = _warning_reasons(value, earlier, warn_at)
     return {
         "value": value,
-        "band": [_r(band[0]), _r(band[1])],
+        "band": [_r(min(value, 1.0 - f_hi)), _r(max(value, 1.0 - f_lo))],
         "estimator": estimator,
         "confidence": confidence,
         "warning": bool(reasons),
@@ -83,16 +81,53 @@ def compute_pressure(
         "constraints": _constraints(records, actives, window),
         "epsilon": _epsilon(current, active),
         "survival": survival,
-        "systematic": {
-            "value": _r(a_val),
-            "band": [_r(min(a_lo, a_val)), _r(max(a_hi, a_val))],
-            "passes": k,
-            "observations": n,
-            "effective_passes": _r(k_eff),
-        },
+        "systematic": _systematic(k, n, f_val, (f_lo, f_hi), s_val, (s_lo, s_hi)),
         "acceptance": acceptance,
         "probe": _probe(probe, confidence),
-        "binding": _binding(records, active),
+        "binding": _binding(latest, active),
+    }
+
+
+def _passing_changes(
+    k: int, n: int, s_val: float, s_band: tuple[float, float], confidence: float
+) -> tuple[float, tuple[float, float]]:
+    """F, the chance that a proposed change passes the gate, and its band.
+
+    Beta(k + S, n - k + 1 - S): the observed changes (k of n passed) and one pseudo-change,
+    the unchanged prompt, that passes with the noise survival S. With no change observed, F
+    is S, band and all. The low end takes S's low end, the high end S's high end, with
+    Jeffreys' ends at k = 0 and k = n (0 and 1): the band covers what was observed.
+    """
+    s_lo, s_hi = s_band
+    if n == 0:
+        return s_val, (s_lo, s_hi)
+    tail = (1.0 - confidence) / 2.0
+    f_val = (k + s_val) / (n + 1.0)
+    f_lo = 0.0 if k == 0 else beta_quantile(tail, k + s_lo, n - k + 1.0 - s_lo)
+    f_hi = 1.0 if k == n else beta_quantile(1.0 - tail, k + s_hi, n - k + 1.0 - s_hi)
+    return f_val, (min(f_lo, f_val), max(f_hi, f_val))
+
+
+def _systematic(
+    k: int,
+    n: int,
+    f_val: float,
+    f_band: tuple[float, float],
+    s_val: float,
+    s_band: tuple[float, float],
+) -> dict[str, Any]:
+    """A = F / S, the pass rate of changes beyond the noise (at most 1), and its band."""
+    if n == 0 or s_val <= 0.0:
+        a_val, a_lo, a_hi = 1.0, 0.0, 1.0  # nothing observed beyond the noise
+    else:
+        a_val = min(1.0, f_val / s_val)
+        a_lo = min(a_val, f_band[0] / s_band[1]) if s_band[1] > 0.0 else 0.0
+        a_hi = min(1.0, f_band[1] / s_band[0]) if s_band[0] > 0.0 else 1.0
+    return {
+        "value": _r(a_val),
+        "band": [_r(a_lo), _r(max(a_hi, a_val))],
+        "passes": k,
+        "observations": n,
     }
 
 
@@ -174,38 +209,52 @@ def _epsilon(current: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]]
     verdicts = [passes_reference(current, e) for e in active.values()]
     passing = verdicts.count(True)
     failing = verdicts.count(False)
+    if not failing + passing:  # 0/0: no pair to pull or to hold; undefined, not 0
+        return {"value": None, "failing": 0, "passing": 0, "share": None}
     return {
         "value": _r(failing / max(passing, 1)),
         "failing": failing,
         "passing": passing,
-        "share": _r(failing / (failing + passing)) if failing + passing else 0.0,
+        "share": _r(failing / (failing + passing)),
     }
+
+
+def reference_prompt(record: Mapping[str, Any]) -> str | None:
+    """The hash of the record's reference prompt: its baseline, else its candidate."""
+    for side in ("baseline_hash", "candidate_hash"):
+        prompt = record.get(side)
+        if isinstance(prompt, str):
+            return prompt
+    return None
 
 
 def _evidence(
     records: list[Mapping[str, Any]], actives: list[dict[str, Mapping[str, Any]]]
 ) -> dict[str, list[Evidence]]:
-    """Per active pair, (s, n) summed per (pair content, agent, prompt) group."""
+    """Per active pair, (s, n) of the reference prompt's uncached runs, per (pair content,
+    agent) group. Runs of any other prompt (a candidate's, however often re-run) are not the
+    baseline's noise and never count."""
     active = actives[-1]
-    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    reference = reference_prompt(records[-1])
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for record, pairs in zip(records, actives, strict=True):
-        agent = json.dumps(record.get("agent", ""), sort_keys=True, default=str)
         sides = [
-            (side, prompt, f"{side}_cached")
+            side
             for side in ("baseline", "candidate")
-            if isinstance(prompt := record.get(f"{side}_hash"), str)
+            if reference is not None and record.get(f"{side}_hash") == reference
         ]
         if not sides:
             continue
+        agent = json.dumps(record.get("agent", ""), sort_keys=True, default=str)
         for pid, entry in pairs.items():
             now = active.get(pid)
             if now is None or entry.get("pair_hash") != now.get("pair_hash"):
                 continue
-            for side, prompt, cached in sides:
+            for side in sides:
                 counts = _counts(entry.get(side))
-                if counts is None or entry.get(cached):
+                if counts is None or entry.get(f"{side}_cached"):
                     continue
-                key = (pid, str(entry.get("pair_hash")), agent, prompt)
+                key = (pid, str(entry.get("pair_hash")), agent)
                 tally = groups.get(key)
                 if tally is None:
                     groups[key] = [*counts]
@@ -248,13 +297,16 @@ def _survival(
         r, m = per_pair[pid]
         return (r + NOISE_PULL * pooled) / (m + NOISE_PULL)
 
-    def survival_at(pooled: float) -> float:
-        return max(floor, math.prod(rate(pid, pooled) for pid in enforced))
+    def survival_at(pooled: float, pids: list[str]) -> float:
+        return max(floor, math.prod(rate(pid, pooled) for pid in pids))
 
     noisy = [pid for pid in enforced if per_pair[pid][0] < per_pair[pid][1]]
     flaky = sorted((rate(pid, mu), pid) for pid in noisy)[:TOP]
-    s_val = survival_at(mu)
-    band = (min(s_val, survival_at(mu_lo)), max(s_val, survival_at(mu_hi)))
+    s_val = survival_at(mu, enforced)
+    # Low end: every pair as noisy as the pool allows. High end: only the pairs that flipped
+    # are noisy; a pair without a flip of its own (or without any re-run) may be steady, so
+    # what is not known widens the band instead of narrowing it.
+    band = (min(s_val, survival_at(mu_lo, enforced)), max(s_val, survival_at(mu_hi, noisy)))
     component = {
         "value": _r(s_val),
         "band": [_r(band[0]), _r(band[1])],
@@ -264,6 +316,7 @@ def _survival(
         "pass_rate_band": [_r(min(mu, mu_lo)), _r(max(mu, mu_hi))],
         "reruns": reruns,
         "rerun_failures": reruns - rerun_passes,
+        "unobserved": sum(1 for pid in enforced if not per_pair[pid][1]),
         "flaky": [
             {"id": pid, "pass_rate": _r(p), "reruns": per_pair[pid][1],
              "rerun_passes": per_pair[pid][0]}
@@ -287,15 +340,34 @@ def _blockers(record: Mapping[str, Any], active: Mapping[str, Any]) -> list[str]
     return [pid for pid in _strings(record.get("regressed")) if pid in active]
 
 
+def latest_candidates(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One run per candidate prompt (hash), its latest conclusive one, oldest first.
+
+    A candidate re-run a hundred times is still one proposed change: its latest verdict
+    stands. A run that failed on errors alone says nothing about the change, so it stands
+    only when the candidate has no other run.
+    """
+    latest: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        if not is_candidate_run(record):
+            continue
+        prompt = str(record.get("candidate_hash"))
+        earlier = latest.pop(prompt, None)
+        conclusive = record.get("verdict") == "pass" or _strings(record.get("regressed"))
+        latest[prompt] = record if conclusive or earlier is None else earlier
+    return list(latest.values())
+
+
 def _acceptance(
-    records: list[Mapping[str, Any]],
+    latest: list[Mapping[str, Any]],
     active: Mapping[str, Any],
     window: int,
     confidence: float,
 ) -> tuple[dict[str, Any], int, int]:
-    """Candidate runs in the window, re-judged against today's suite."""
+    """The last ``window`` candidates at their latest verdict, re-judged against today's
+    suite."""
     accepted = rejected = rejudged = inconclusive = broken = 0
-    for record in [r for r in records if is_candidate_run(r)][-window:]:
+    for record in latest[-window:]:
         blockers = _blockers(record, active)
         if record.get("verdict") == "pass":
             accepted += 1
@@ -339,13 +411,14 @@ def _probe(probe: ProbeResult | None, confidence: float) -> dict[str, Any] | Non
 
 
 def _binding(
-    records: list[Mapping[str, Any]], active: Mapping[str, Mapping[str, Any]]
+    latest: list[Mapping[str, Any]], active: Mapping[str, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Active pairs that blocked the most failed candidate runs in the whole ledger."""
+    """Active pairs that blocked the most candidates (each at its latest verdict) in the
+    whole ledger."""
     blocked: dict[str, int] = {}
     last: dict[str, int] = {}
-    for index, record in enumerate(records):
-        if is_candidate_run(record) and record.get("verdict") == "fail":
+    for index, record in enumerate(latest):
+        if record.get("verdict") == "fail":
             for pid in set(_blockers(record, active)):
                 blocked[pid] = blocked.get(pid, 0) + 1
                 last[pid] = index
@@ -394,7 +467,10 @@ def jeffreys_interval(successes: float, trials: float, confidence: float) -> tup
 
 
 def beta_quantile(q: float, a: float, b: float) -> float:
-    """The q-quantile of Beta(a, b), by bisection on the regularized incomplete beta."""
+    """The q-quantile of Beta(a, b), by bisection on the regularized incomplete beta; a point
+    mass at 1 (0) when b (a) is 0."""
+    if b <= 0.0 or a <= 0.0:
+        return 1.0 if b <= 0.0 else 0.0
     lo, hi = 0.0, 1.0
     for _ in range(80):
         mid = (lo + hi) / 2.0

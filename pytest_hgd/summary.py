@@ -123,7 +123,9 @@ def pressure_lines(pressure: Mapping[str, Any]) -> list[str]:
             "over the ledger window"
         )
     epsilon = pressure.get("epsilon") or {}
-    if epsilon:
+    if epsilon and epsilon.get("value") is None:
+        lines.append("  epsilon: undefined (no enforced pair passes or fails on the baseline)")
+    elif epsilon:
         lines.append(
             f"  epsilon: {epsilon['value']:.3f} (pairs failing / passing on the baseline; "
             f"{100 * epsilon.get('share', 0):.0f}% of the suite still pulls towards change)"
@@ -139,7 +141,7 @@ def pressure_lines(pressure: Mapping[str, Any]) -> list[str]:
     if acceptance:
         lines.append(
             f"  acceptance: {acceptance['value']:.2f}{_band(acceptance)} over "
-            f"{acceptance.get('candidates', 0)} candidate runs, "
+            f"{acceptance.get('candidates', 0)} candidates, "
             f"mean {acceptance.get('mean_broken', 0):.1f} pairs broken each"
         )
     probe = pressure.get("probe")
@@ -151,7 +153,7 @@ def pressure_lines(pressure: Mapping[str, Any]) -> list[str]:
     binding = pressure.get("binding") or []
     if binding:
         walls = ", ".join(f"{b['id']} ({b['blocked']})" for b in binding[:5])
-        lines.append(f"  binding constraints (candidate runs blocked): {walls}")
+        lines.append(f"  binding constraints (candidates blocked): {walls}")
     return lines
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_hgd.ledger import read_ledger
-from pytest_hgd.pressure import compute_pressure
+from pytest_hgd.pressure import beta_quantile, compute_pressure
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "car_sales"
@@ -32,11 +32,11 @@ MINUS, PRIME = "\u2212", "\u2032"  # as printed in the docs
 TABLE = ("<!-- table: make_ledger.py writes from here -->", "<!-- table: to here -->")
 
 # Run 14 by hand. Enforced (locked) pairs by (re-run passes r, re-runs m): how many pairs.
-CLASSES = {(9, 9): 4, (8, 9): 1, (6, 6): 10, (5, 6): 1, (3, 3): 8}
-K, N = 4, 11  # accepted candidate runs, candidate runs
-BLOCKED = [2, 1, 1, 5, 11, 1, 2]  # pairs broken by each rejected run: 7, 8, 9, 11, 12, 13, 14
+CLASSES = {(9, 9): 4, (8, 9): 1, (6, 6): 10, (5, 6): 1, (3, 3): 6, (2, 2): 2}
+K, N = 2, 8  # accepted candidates, candidates (each prompt once, at its latest run)
+BLOCKED = [1, 1, 5, 11, 1, 2]  # pairs broken by each rejected candidate: runs 8, 9, 11-14
 # Retiring summit-details (r = m = 6) and volta-range (r = m = 3) re-judges runs 8 and 9.
-CLASSES_RETIRED = {(9, 9): 4, (8, 9): 1, (6, 6): 9, (5, 6): 1, (3, 3): 7}
+CLASSES_RETIRED = {(9, 9): 4, (8, 9): 1, (6, 6): 9, (5, 6): 1, (3, 3): 5, (2, 2): 2}
 RETIRED = ["pairs/call-1001.hgd.yaml::summit-details", "pairs/call-1003.hgd.yaml::volta-range"]
 
 
@@ -72,8 +72,8 @@ def survival(classes: dict[tuple[int, int], int]) -> Fraction:
 
 
 def headline(s: float, k: int, n: int) -> float:
-    """pressure = 1 - min(S, (k + S)/(n + 1))."""
-    return 1.0 - min(s, (k + s) / (n + 1))
+    """pressure = 1 - F, F = (k + S)/(n + 1), the mean of Beta(k + S, n - k + 1 - S)."""
+    return 1.0 - (k + s) / (n + 1)
 
 
 def test_the_evidence_classes_are_what_the_ledger_holds() -> None:
@@ -94,9 +94,8 @@ def test_the_evidence_classes_are_what_the_ledger_holds() -> None:
                     tally = fresh.setdefault(record[f"{side}_hash"], [0, 0])
                     tally[0] += seen[side][0]
                     tally[1] += seen[side][1]
-        s, n = fresh.pop(base)
+        s, n = fresh.pop(base)  # the candidates' runs are not the baseline's noise
         classes[(s - 1, n - 1)] += 1
-        assert all(runs == 1 for _, runs in fresh.values())  # candidates: the anchor only
     assert classes == CLASSES
 
 
@@ -107,21 +106,19 @@ def test_worked_example_by_hand_matches_the_record_compute_pressure_and_the_docs
     assert computed == stored
 
     r_sum, t_sum, mu = pool(CLASSES)
-    assert (r_sum, t_sum, mu) == (133, 135, Fraction(67, 68))
+    assert (r_sum, t_sum, mu) == (131, 133, Fraction(66, 67))
     rates = {rm: (rm[0] + KAPPA * mu) / (rm[1] + KAPPA) for rm in CLASSES}
     assert rates == {
-        (9, 9): Fraction(220, 221),
-        (8, 9): Fraction(203, 221),
-        (6, 6): Fraction(169, 170),
-        (5, 6): Fraction(76, 85),
-        (3, 3): Fraction(118, 119),
+        (9, 9): Fraction(867, 871),
+        (8, 9): Fraction(800, 871),
+        (6, 6): Fraction(333, 335),
+        (5, 6): Fraction(599, 670),
+        (3, 3): Fraction(465, 469),
+        (2, 2): Fraction(199, 201),
     }
     s = float(survival(CLASSES))
-    k_eff = min(K / s, N)
-    a = (k_eff + 1) / (N + 1)
     f = (K + s) / (N + 1)
     pressure = headline(s, K, N)
-    assert s * a == pytest.approx(f)
     eps, share = Fraction(11, 24), Fraction(11, 35)
     mean_broken = Fraction(sum(BLOCKED), N)
     growth = Fraction(35 - 8, 13)
@@ -129,42 +126,45 @@ def test_worked_example_by_hand_matches_the_record_compute_pressure_and_the_docs
     assert stored["value"] == pytest.approx(pressure, abs=1e-6)
     assert stored["survival"]["value"] == pytest.approx(s, abs=1e-6)
     assert stored["survival"]["pass_rate"] == pytest.approx(float(mu), abs=1e-6)
-    assert (stored["survival"]["reruns"], stored["survival"]["rerun_failures"]) == (135, 2)
-    assert stored["systematic"]["effective_passes"] == pytest.approx(k_eff, abs=1e-6)
-    assert stored["systematic"]["value"] == pytest.approx(a, abs=1e-6)
+    assert (stored["survival"]["reruns"], stored["survival"]["rerun_failures"]) == (133, 2)
+    assert stored["systematic"]["value"] == pytest.approx(f / s, abs=1e-6)
     assert (stored["acceptance"]["accepted"], stored["acceptance"]["candidates"]) == (K, N)
     assert stored["acceptance"]["mean_broken"] == pytest.approx(float(mean_broken), abs=1e-6)
     assert stored["epsilon"]["value"] == pytest.approx(float(eps), abs=1e-6)
     assert stored["epsilon"]["share"] == pytest.approx(float(share), abs=1e-6)
     assert stored["constraints"]["growth_per_run"] == pytest.approx(float(growth), abs=1e-6)
-    assert [b["blocked"] for b in stored["binding"][:3]] == [5, 3, 2]
-    # The band's corners: 1 - S_hi A_hi and 1 - S_lo A_lo (the quantiles are the record's).
+    assert [b["blocked"] for b in stored["binding"][:3]] == [4, 2, 2]
+    # S's band: mu's Jeffreys ends; every pair at mu_lo, only the two flipped pairs at mu_hi.
+    mu_lo, mu_hi = stored["survival"]["pass_rate_band"]
     s_lo, s_hi = stored["survival"]["band"]
-    a_lo, a_hi = stored["systematic"]["band"]
-    assert stored["band"] == pytest.approx([1 - s_hi * a_hi, 1 - s_lo * a_lo], abs=2e-6)
+    assert s_hi == pytest.approx((8 + KAPPA * mu_hi) / 13 * (5 + KAPPA * mu_hi) / 10, abs=2e-6)
+    # F's band: quantiles of Beta(K + S, N - K + 1 - S) at S's ends.
+    f_lo = beta_quantile(0.05, K + s_lo, N - K + 1 - s_lo)
+    f_hi = beta_quantile(0.95, K + s_hi, N - K + 1 - s_hi)
+    assert stored["band"] == pytest.approx([1 - f_hi, 1 - f_lo], abs=2e-6)
 
     doc = doc_section()
     for number in (
-        "67/68 = 0.985294",
-        "220/221 = 0.995475",
-        "203/221 = 0.918552",
-        "169/170 = 0.994118",
-        "76/85 = 0.894118",
-        "118/119 = 0.991597",
+        "66/67 = 0.985075",
+        "867/871 = 0.995408",
+        "800/871 = 0.918485",
+        "333/335 = 0.994030",
+        "599/670 = 0.894030",
+        "465/469 = 0.991471",
+        "199/201 = 0.990050",
         f"= {s:.6f}",
-        f"= {k_eff:.6f}",
-        f"= {a:.6f}",
         f"= {f:.6f}",
         f"pressure = 1 {MINUS} {f:.6f} = {pressure:.6f}",
         f"11/24 = {float(eps):.4f}",
         f"11/35 = {float(share):.4f}",
-        f"23/11 = {float(mean_broken):.4f}",
+        f"21/8 = {float(mean_broken):.4f}",
         f"27/13 = {float(growth):.4f}",
+        f"[{mu_lo:.6f}, {mu_hi:.6f}]",
         f"[{s_lo:.6f}, {s_hi:.6f}]",
-        f"[{a_lo:.6f}, {a_hi:.6f}]",
-        f"= {stored['band'][0]:.6f}",
-        f"= {stored['band'][1]:.6f}",
-        f"4/11 = {K / N:.4f}",
+        f"{f_lo:.6f}",
+        f"{f_hi:.6f}",
+        f"[{stored['band'][0]:.6f}, {stored['band'][1]:.6f}]",
+        f"2/8 = {K / N:.4f}",
     ):
         assert number in doc, number
 
@@ -178,7 +178,7 @@ def test_retiring_the_stale_pairs_as_in_the_docs() -> None:
     computed = compute_pressure(what_if, recs[:-1])
 
     r_sum, t_sum, mu = pool(CLASSES_RETIRED)
-    assert (r_sum, t_sum, mu) == (124, 126, Fraction(125, 127))
+    assert (r_sum, t_sum, mu) == (122, 124, Fraction(123, 125))
     s = float(survival(CLASSES_RETIRED))
     pressure = headline(s, K + 2, N)
     assert computed["survival"]["value"] == pytest.approx(s, abs=1e-6)
@@ -187,7 +187,7 @@ def test_retiring_the_stale_pairs_as_in_the_docs() -> None:
     assert computed["value"] == pytest.approx(pressure, abs=1e-6)
     doc = doc_section()
     assert f"= {s:.6f}" in doc
-    assert f"pressure = 1 {MINUS} (6 + S{PRIME})/12 = {pressure:.6f}" in doc
+    assert f"pressure = 1 {MINUS} (4 + S{PRIME})/9 = {pressure:.6f}" in doc
 
 
 def test_pressure_rises_as_locked_pairs_accumulate() -> None:
@@ -249,9 +249,10 @@ def test_the_readme_command_on_a_copy_of_the_ledger(tmp_path: Path) -> None:
     new = after[-1]["pressure"]
     s = float(survival(CLASSES))  # the steady agent's single runs add no re-runs
     assert new["survival"]["value"] == pytest.approx(s, abs=1e-6)
-    assert (new["acceptance"]["accepted"], new["acceptance"]["candidates"]) == (K + 1, N + 1)
-    assert new["value"] == pytest.approx(headline(s, K + 1, N + 1), abs=1e-6)
+    # candidate_fixes.txt was rejected by noise in run 13: the same candidate, now accepted.
+    assert (new["acceptance"]["accepted"], new["acceptance"]["candidates"]) == (K + 1, N)
+    assert new["value"] == pytest.approx(headline(s, K + 1, N), abs=1e-6)
     assert new["warning"] is False
     readme = (FOLDER / "README.md").read_text(encoding="utf-8")
-    assert f"1 {MINUS} (5 + S)/13 = {headline(s, K + 1, N + 1):.6f}" in readme
+    assert f"1 {MINUS} (3 + S)/9 = {headline(s, K + 1, N):.6f}" in readme
     assert f"S = {s:.6f}" in readme

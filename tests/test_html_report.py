@@ -131,7 +131,7 @@ def sample_report() -> dict[str, Any]:
     pressure = {
         "value": 0.62,
         "band": [0.41, 0.83],
-        "estimator": "survival*beta(acceptance+probe)",
+        "estimator": "beta(survival+acceptance+probe)",
         "warning": False,
         "warning_reasons": [],
         "constraints": {

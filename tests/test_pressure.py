@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from pytest_hgd.pressure import (
     compute_pressure,
     jeffreys_interval,
 )
+from pytest_hgd.summary import pressure_lines
 
 F = "pairs/call.hgd.yaml::"
 DELTA = {
@@ -128,7 +130,7 @@ def test_worked_example_matches_the_hand_computation() -> None:
     assert survival == Fraction(115600, 166698)
     # Candidates X1..X4 in the window: X4 (this run) passed, three were blocked.
     passes, runs = 1, 4
-    f = min(survival, (passes + survival) / (runs + 1))
+    f = (passes + survival) / (runs + 1)  # Beta(k + S, n - k + 1 - S): its mean
     pressure = 1 - f
 
     assert got["value"] == pytest.approx(float(pressure), abs=1e-6)  # 0.661306
@@ -155,7 +157,7 @@ def test_worked_example_matches_the_hand_computation() -> None:
         {"id": F + "L2", "blocked": 3, "kind": "locked"},
         {"id": F + "L3", "blocked": 1, "kind": "locked"},
     ]
-    assert got["estimator"] == "survival*beta(acceptance)"
+    assert got["estimator"] == "beta(survival+acceptance)"
     assert got["band"][0] < got["value"] < got["band"][1]
     # Trend rule: 0.40 -> 0.45 -> 0.50 -> 0.66 rose three times by 0.26 >= 0.1.
     assert got["warning"] and "rose in each of the last 3 runs" in got["warning_reasons"][0]
@@ -163,7 +165,7 @@ def test_worked_example_matches_the_hand_computation() -> None:
     # With a probe where 2 of 8 mutants passed: F = (1 + 2 + S) / (4 + 8 + 1).
     probed = compute_pressure(current, history, probe=ProbeResult(passed=2, total=8))
     assert probed["value"] == pytest.approx(float(1 - (3 + survival) / 13), abs=1e-6)  # 0.715887
-    assert probed["estimator"] == "survival*beta(acceptance+probe)"
+    assert probed["estimator"] == "beta(survival+acceptance+probe)"
     assert probed["probe"]["value"] == 0.25 and probed["probe"]["mutants"] == 8
     assert any("reached hgd_pressure_warn" in r for r in probed["warning_reasons"])
     json.dumps(probed, allow_nan=False)
@@ -174,7 +176,7 @@ def test_worked_example_matches_the_hand_computation() -> None:
     s2 = (3 + k * mu2) / (3 + k) * (2 + k * mu2) / (3 + k) * (2 + k * mu2) / (2 + k)
     assert s2 == Fraction(59, 63) * Fraction(50, 63) * Fraction(25, 27)
     assert retired["acceptance"]["accepted"] == 3 and retired["acceptance"]["rejudged"] == 2
-    assert retired["value"] == pytest.approx(float(1 - min(s2, (3 + s2) / 5)), abs=1e-6)
+    assert retired["value"] == pytest.approx(float(1 - (3 + s2) / 5), abs=1e-6)  # 0.262364
 
 
 # --- survival -----------------------------------------------------------------------------
@@ -185,12 +187,13 @@ def test_without_history_or_probe_pressure_is_one_minus_survival() -> None:
     got = compute_pressure(current, [])
     assert got["estimator"] == "survival"
     assert got["value"] == pytest.approx(1 - got["survival"]["value"], abs=1e-6)
-    assert got["band"][1] == 1.0  # nothing is known about real changes yet
+    s_lo, s_hi = got["survival"]["band"]  # no change observed: the headline is survival
+    assert got["band"] == pytest.approx([1 - s_hi, 1 - s_lo], abs=1e-6)
     assert got["probe"] is None and got["acceptance"]["candidates"] == 0
 
 
 def test_more_locked_pairs_at_the_same_pass_rate_raise_pressure() -> None:
-    pressures = [value(record(suite(n, [3, 4]))) for n in (1, 5, 10, 20, 40)]
+    pressures = [value(record(suite(n, [3, 4]), candidate="B")) for n in (1, 5, 10, 20, 40)]
     assert pressures == sorted(pressures) and len(set(pressures)) == 5
     assert pressures[-1] > 0.9
 
@@ -229,7 +232,7 @@ def test_cached_replies_are_not_new_evidence() -> None:
         pid: {**e, "baseline_cached": True, "candidate_cached": True} for pid, e in flips.items()
     }
     assert compute_pressure(record(cached), [])["survival"]["reruns"] == 0
-    assert compute_pressure(record(flips), [])["survival"]["reruns"] == 20
+    assert compute_pressure(record(flips), [])["survival"]["reruns"] == 10  # the baseline's
 
 
 def test_a_fixed_flaky_pair_stops_counting_its_old_flips() -> None:
@@ -253,14 +256,18 @@ def test_retiring_a_flaky_pair_lowers_pressure() -> None:
 # --- acceptance, probe, binding ------------------------------------------------------------
 
 
+NAMES = itertools.count()
+
+
 def candidates(accepted: int, rejected: int, blocker: str = "L0") -> list[dict[str, Any]]:
-    """Candidate runs with cached replies (no noise evidence): some blocked by ``blocker``."""
+    """Runs of distinct new candidates with cached replies (no noise evidence): the first
+    ``accepted`` pass, the rest are blocked by ``blocker``."""
     runs = []
     for i in range(accepted + rejected):
         pairs = suite(4, [1, 1], baseline_cached=True, candidate_cached=True)
         if i >= accepted:
             pairs[blocker] = pair([1, 1], [0, 1], baseline_cached=True, candidate_cached=True)
-        runs.append(record(pairs, candidate=f"X{i}"))
+        runs.append(record(pairs, candidate=f"X{next(NAMES)}"))
     return runs
 
 
@@ -414,8 +421,10 @@ def _check_object(got: dict[str, Any]) -> None:
         if part is not None:
             lo, hi = part["band"]
             assert 0.0 <= lo <= part["value"] <= hi <= 1.0
-    for name in ("constraints", "epsilon", "survival", "acceptance"):
+    for name in ("constraints", "survival", "acceptance"):
         assert isinstance(got[name]["value"], int | float)
+    epsilon = got["epsilon"]
+    assert (epsilon["value"] is None) == (epsilon["failing"] + epsilon["passing"] == 0)
 
 
 @settings(max_examples=80, deadline=None)
@@ -451,3 +460,123 @@ def test_rejections_raise_and_acceptances_lower_pressure(
     assert value(current, history + candidates(more, 0), window=100) <= base
     fewer = value(current, history, probe=ProbeResult(passed, 10))
     assert value(current, history, probe=ProbeResult(min(passed + 1, 10), 10)) <= fewer
+
+
+# --- issue 18: repetition cannot move pressure; unknowns widen the band ---------------------
+
+
+def test_a_candidate_re_run_a_hundred_times_is_not_the_baselines_noise() -> None:
+    """The audit drove the worked example from 0.661 to 0.0098 by re-running the accepted
+    X4 a hundred times (its fresh replies hid L3's flip on the baseline). Re-runs of another
+    prompt are not the baseline's noise, and X4 is one candidate: the pressure stays 0.661306."""
+    history, current = worked_example()
+    again = {**current, "pairs": {
+        pid: {**e, "baseline_cached": True} for pid, e in current["pairs"].items()
+    }}  # fmt: skip
+    before = compute_pressure(current, history)
+    after = compute_pressure(again, [*history, current, *[again] * 99])
+    assert after["value"] == before["value"] == pytest.approx(0.661306, abs=1e-6)
+    assert after["survival"] == before["survival"]
+    assert after["acceptance"]["candidates"] == 4 and after["acceptance"]["accepted"] == 1
+
+
+def test_a_candidates_failures_never_count_as_baseline_noise() -> None:
+    """A candidate Y that fails L1 every other run, a hundred runs: the audit saw L1 listed
+    as flaky and acceptance at 0.99. L1 never flipped on the baseline, so it is not flaky, and
+    Y counts once, at its latest verdict (here rejected)."""
+    runs = []
+    for i in range(100):
+        pairs = suite(4, [1, 1], baseline_cached=True)
+        if i % 2:
+            pairs["L1"] = pair([1, 1], [0, 1], baseline_cached=True)
+        runs.append(record(pairs, candidate="Y"))
+    current = record(suite(4, [1, 1]), candidate="B")
+    got = compute_pressure(current, runs)
+    assert got["survival"]["flaky"] == [] and got["survival"]["rerun_failures"] == 0
+    assert got["acceptance"]["candidates"] == 1 and got["acceptance"]["accepted"] == 0
+    assert got["binding"] == [{"id": F + "L1", "blocked": 1, "kind": "locked"}]
+
+
+def test_a_candidate_counts_once_at_its_latest_conclusive_verdict() -> None:
+    """One rejected candidate run 100 times: the audit saw 0.952; a single run gives
+    1 - (0 + S)/(1 + 1) = 0.5 with S = 1, and so do a hundred."""
+    current = record(suite(4, [1, 1]), candidate="B")
+    rejected = candidates(0, 1)
+    assert value(current, rejected) == 0.5
+    assert value(current, rejected * 100) == 0.5
+    # Its latest verdict stands: rejected five times, then accepted, it is one acceptance.
+    accepted = {**candidates(1, 0)[0], "candidate_hash": rejected[0]["candidate_hash"]}
+    got = compute_pressure(current, [*rejected * 5, accepted])
+    assert (got["acceptance"]["accepted"], got["acceptance"]["candidates"]) == (1, 1)
+    assert got["binding"] == [] and got["value"] == 0.0
+    # A later run that failed on errors alone says nothing: the rejection stands.
+    errored = {**rejected[0], "verdict": "fail", "regressed": []}
+    got = compute_pressure(current, [*rejected, errored])
+    assert (got["acceptance"]["rejected"], got["acceptance"]["inconclusive"]) == (1, 0)
+
+
+def _new_pairs_ledger() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Five pairs re-run three times (one flip), then 500 pairs join in one run."""
+    history = []
+    for i in range(3):
+        pairs = suite(5, [1, 1])
+        if i == 1:
+            pairs["L2"] = pair([0, 1])
+        history.append(record(pairs, candidate="B", baseline=None))
+    grown = {**suite(5, [1, 1]), **{f"N{i}": pair() for i in range(500)}}
+    return history, record(grown, candidate="B", baseline=None)
+
+
+def test_pairs_without_evidence_widen_the_band() -> None:
+    """500 pairs added with no re-run yet: the audit saw pressure 1.000 with a zero-width
+    band. The point estimate still says that, at the pooled noise (1 flip in 10 re-runs),
+    a one-shot gate would block nearly every change; but the band is [0.149634, 1.0]: the new
+    pairs may well be steady. Three clean re-runs later pressure is 0.254239, inside it."""
+    history, current = _new_pairs_ledger()
+    before = compute_pressure(current, history)
+    assert before["survival"]["unobserved"] == 500
+    assert before["value"] == 1.0 and before["band"] == [0.149634, 1.0]
+    later = [*history, current, current, current]
+    after = compute_pressure(current, later)
+    assert after["survival"]["unobserved"] == 0 and after["value"] == 0.254239
+    assert before["band"][0] <= after["value"] <= before["band"][1]
+    assert after["band"][1] - after["band"][0] < before["band"][1] - before["band"][0]
+
+
+def test_accepted_candidates_move_pressure_below_what_noise_alone_says() -> None:
+    """Six noisy no-op runs (8 flips over 30 pairs): survival 0.304171, pressure 0.695829.
+    Then 20 of 20 candidates pass: the audit saw 0.749 kept there, with a band that excluded
+    what was observed. Now F = (20 + S)/21: pressure 0.033135, and the band reaches 0 (the
+    observed 20/20)."""
+    flips = {(1, 0), (2, 3), (3, 6), (4, 9), (5, 12), (1, 15), (2, 18), (3, 21)}
+    history = [
+        record(
+            {f"L{j}": pair([0 if (i, j) in flips else 1, 1]) for j in range(30)},
+            candidate="B",
+            baseline=None,
+        )
+        for i in range(6)
+    ]
+    current = record(suite(30, [1, 1]), candidate="B")
+    noise = compute_pressure(current, history)
+    assert noise["value"] == 0.695829 and noise["survival"]["value"] == 0.304171
+    passed = compute_pressure(current, history + candidates(20, 0))
+    assert passed["value"] == 0.033135 and passed["band"][0] == 0.0
+    assert passed["value"] == pytest.approx(1 - (20 + 0.304171) / 21, abs=1e-6)
+    rejected = compute_pressure(current, history + candidates(0, 20))
+    assert rejected["value"] > noise["value"] and rejected["band"][1] == 1.0
+
+
+def test_epsilon_is_undefined_when_no_pair_is_active() -> None:
+    retired = record(suite(2, [1, 1]), retired=["L0", "L1"])
+    epsilon = compute_pressure(retired, [])["epsilon"]
+    assert epsilon == {"value": None, "failing": 0, "passing": 0, "share": None}
+    line = next(x for x in pressure_lines({"value": 0.0, "epsilon": epsilon}) if "epsilon" in x)
+    assert "undefined" in line and "0.000" not in line
+
+
+def test_a_partial_run_in_the_history_is_no_evidence() -> None:
+    current = record(suite(4, [1, 1]), candidate="B")
+    partial = [{**run, "partial": True} for run in candidates(0, 3)]
+    flips = {**record(suite(4, [2, 3]), candidate="B"), "partial": True}
+    assert compute_pressure(current, [*partial, flips]) == compute_pressure(current, [])
