@@ -60,12 +60,14 @@ def compute_pressure(
     actives = [active_pairs(r) for r in records]  # each record's, once
     active = actives[-1]
 
-    survival, s_val, (s_lo, s_hi) = _survival(current, records, actives, confidence)
+    survival, s_val, (s_lo, s_hi), rates = _survival(current, records, actives, confidence)
     latest = latest_candidates(records)
-    acceptance, k_cand, n_cand = _acceptance(latest, active, window, confidence)
-    k = k_cand + (probe.passed if probe else 0)
-    n = n_cand + (probe.total if probe else 0)
-    f_val, (f_lo, f_hi) = _passing_changes(k, n, s_val, (s_lo, s_hi), confidence)
+    acceptance, k_cand, n_cand = _acceptance(latest, active, rates, window, confidence)
+    mutants = (probe.passed, probe.total) if probe else (0, 0)
+    k = (k_cand[0] + mutants[0], k_cand[1] + mutants[0], k_cand[2] + mutants[0])  # S's 3 ends
+    n = n_cand + mutants[1]
+    failed = acceptance["rejected"] + mutants[1] - mutants[0]
+    f_val, (f_lo, f_hi) = _passing_changes(k, n, failed, (s_val, s_lo, s_hi), confidence)
     value = _r(1.0 - f_val)
 
     sources = [name for name, m in (("acceptance", n_cand), ("probe", n - n_cand)) if m]
@@ -81,7 +83,7 @@ def compute_pressure(
         "constraints": _constraints(records, actives, window),
         "epsilon": _epsilon(current, active),
         "survival": survival,
-        "systematic": _systematic(k, n, f_val, (f_lo, f_hi), s_val, (s_lo, s_hi)),
+        "systematic": _systematic(k[0], n, f_val, (f_lo, f_hi), s_val, (s_lo, s_hi)),
         "acceptance": acceptance,
         "probe": _probe(probe, confidence),
         "binding": _binding(latest, active),
@@ -89,27 +91,32 @@ def compute_pressure(
 
 
 def _passing_changes(
-    k: int, n: int, s_val: float, s_band: tuple[float, float], confidence: float
+    k: tuple[float, float, float],
+    n: int,
+    failed: int,
+    s: tuple[float, float, float],
+    confidence: float,
 ) -> tuple[float, tuple[float, float]]:
     """F, the chance that a proposed change passes the gate, and its band.
 
-    Beta(k + S, n - k + 1 - S): the observed changes (k of n passed) and one pseudo-change,
-    the unchanged prompt, that passes with the noise survival S. With no change observed, F
-    is S, band and all. The low end takes S's low end, the high end S's high end, with
-    Jeffreys' ends at k = 0 and k = n (0 and 1): the band covers what was observed.
+    Beta(k + S, n - k + 1 - S): the observed changes (k of n passed on today's suite) and
+    one pseudo-change, the unchanged prompt, that passes with the noise survival S. ``k``
+    and ``s`` are (value, low end, high end): the noise's two readings. With no change
+    observed, F is S, band and all. Jeffreys' ends: 0 when no change passed, 1 when none
+    ``failed``, so the band covers what was observed.
     """
-    s_lo, s_hi = s_band
+    (k_val, k_lo, k_hi), (s_val, s_lo, s_hi) = k, s
     if n == 0:
         return s_val, (s_lo, s_hi)
     tail = (1.0 - confidence) / 2.0
-    f_val = (k + s_val) / (n + 1.0)
-    f_lo = 0.0 if k == 0 else beta_quantile(tail, k + s_lo, n - k + 1.0 - s_lo)
-    f_hi = 1.0 if k == n else beta_quantile(1.0 - tail, k + s_hi, n - k + 1.0 - s_hi)
+    f_val = (k_val + s_val) / (n + 1.0)
+    f_lo = 0.0 if k_lo <= 0.0 else beta_quantile(tail, k_lo + s_lo, n - k_lo + 1.0 - s_lo)
+    f_hi = 1.0 if not failed else beta_quantile(1.0 - tail, k_hi + s_hi, n - k_hi + 1.0 - s_hi)
     return f_val, (min(f_lo, f_val), max(f_hi, f_val))
 
 
 def _systematic(
-    k: int,
+    k: float,
     n: int,
     f_val: float,
     f_band: tuple[float, float],
@@ -126,7 +133,7 @@ def _systematic(
     return {
         "value": _r(a_val),
         "band": [_r(a_lo), _r(max(a_hi, a_val))],
-        "passes": k,
+        "passes": _r(k),
         "observations": n,
     }
 
@@ -273,7 +280,8 @@ def _survival(
     records: list[Mapping[str, Any]],
     actives: list[dict[str, Mapping[str, Any]]],
     confidence: float,
-) -> tuple[dict[str, Any], float, tuple[float, float]]:
+) -> tuple[dict[str, Any], float, tuple[float, float], dict[str, tuple[float, float, float]]]:
+    """S, its band and component, and each enforced pair's p_i: (value, low end, high end)."""
     active = actives[-1]
     evidence = _evidence(records, actives)
     per_pair: dict[str, Evidence] = {}
@@ -323,7 +331,12 @@ def _survival(
             for p, pid in flaky
         ],
     }  # fmt: skip
-    return component, s_val, band
+    steady = set(enforced) - set(noisy)
+    rates = {
+        pid: (rate(pid, mu), rate(pid, mu_lo), 1.0 if pid in steady else rate(pid, mu_hi))
+        for pid in enforced
+    }
+    return component, s_val, band, rates
 
 
 def _int(value: object) -> int:
@@ -361,12 +374,15 @@ def latest_candidates(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str,
 def _acceptance(
     latest: list[Mapping[str, Any]],
     active: Mapping[str, Any],
+    rates: Mapping[str, tuple[float, float, float]],
     window: int,
     confidence: float,
-) -> tuple[dict[str, Any], int, int]:
+) -> tuple[dict[str, Any], tuple[float, float, float], int]:
     """The last ``window`` candidates at their latest verdict, re-judged against today's
-    suite."""
+    suite. An accepted candidate that never met some of today's enforced pairs counts as
+    the chance it survives their noise, prod p_i over them (its pass on today's suite)."""
     accepted = rejected = rejudged = inconclusive = broken = 0
+    passes_today = [0.0, 0.0, 0.0]  # at the value, low end and high end of the noise
     for record in latest[-window:]:
         blockers = _blockers(record, active)
         if record.get("verdict") == "pass":
@@ -379,6 +395,12 @@ def _acceptance(
         else:
             inconclusive += 1  # failed on errors: says nothing about the change
             continue
+        if not blockers:
+            met = record.get("pairs")
+            met = met if isinstance(met, Mapping) else {}
+            unmet = [p for pid, p in rates.items() if pid not in met]
+            for end in range(3):
+                passes_today[end] += math.prod(p[end] for p in unmet)
         broken += len(blockers)
     n = accepted + rejected
     lo, hi = jeffreys_interval(accepted, n, confidence)
@@ -392,9 +414,10 @@ def _acceptance(
         "rejudged": rejudged,
         "inconclusive": inconclusive,
         "mean_broken": _r(broken / n) if n else 0.0,
+        "passes_today": _r(passes_today[0]),
         "window": window,
     }
-    return component, accepted, n
+    return component, (passes_today[0], passes_today[1], passes_today[2]), n
 
 
 def _probe(probe: ProbeResult | None, confidence: float) -> dict[str, Any] | None:

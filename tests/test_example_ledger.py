@@ -33,7 +33,17 @@ TABLE = ("<!-- table: make_ledger.py writes from here -->", "<!-- table: to here
 
 # Run 14 by hand. Enforced (locked) pairs by (re-run passes r, re-runs m): how many pairs.
 CLASSES = {(9, 9): 4, (8, 9): 1, (6, 6): 10, (5, 6): 1, (3, 3): 6, (2, 2): 2}
-K, N = 2, 8  # accepted candidates, candidates (each prompt once, at its latest run)
+ACCEPTED, N = 2, 8  # accepted candidates, candidates (each prompt once, at its latest run)
+# The two accepted candidates ran before later conversations joined: the enforced pairs they
+# never met, by class. prices.txt (run 2) met call-1004 only; polite.txt (run 4) also 1002.
+UNMET = ({(6, 6): 10, (5, 6): 1, (3, 3): 6, (2, 2): 2}, {(6, 6): 6, (3, 3): 6, (2, 2): 2})
+# With the two stale pairs retired, runs 8 and 9 (which met 1001 but not 1003/1005) join.
+UNMET_RETIRED = (
+    {(6, 6): 9, (5, 6): 1, (3, 3): 5, (2, 2): 2},
+    {(6, 6): 5, (3, 3): 5, (2, 2): 2},
+    {(3, 3): 5, (2, 2): 2},
+    {(3, 3): 5, (2, 2): 2},
+)
 BLOCKED = [1, 1, 5, 11, 1, 2]  # pairs broken by each rejected candidate: runs 8, 9, 11-14
 # Retiring summit-details (r = m = 6) and volta-range (r = m = 3) re-judges runs 8 and 9.
 CLASSES_RETIRED = {(9, 9): 4, (8, 9): 1, (6, 6): 9, (5, 6): 1, (3, 3): 5, (2, 2): 2}
@@ -62,13 +72,20 @@ def pool(classes: dict[tuple[int, int], int]) -> tuple[int, int, Fraction]:
     return r_sum, t_sum, Fraction(r_sum + 1, t_sum + 1)
 
 
-def survival(classes: dict[tuple[int, int], int]) -> Fraction:
-    """S = prod p_i, p_i = (r_i + kappa mu)/(m_i + kappa)."""
-    mu = pool(classes)[2]
+def survival(classes: dict[tuple[int, int], int], mu: Fraction | None = None) -> Fraction:
+    """S = prod p_i, p_i = (r_i + kappa mu)/(m_i + kappa); mu pooled from ``classes``."""
+    mu = pool(classes)[2] if mu is None else mu
     product = Fraction(1)
     for (r, m), count in classes.items():
         product *= ((r + KAPPA * mu) / (m + KAPPA)) ** count
     return product
+
+
+def passes_today(
+    mu: Fraction, unmet_sets: tuple[dict[tuple[int, int], int], ...] = UNMET
+) -> Fraction:
+    """The accepted candidates' chances on today's suite: prod p_i over the pairs unmet."""
+    return sum((survival(unmet, mu) for unmet in unmet_sets), Fraction(0))
 
 
 def headline(s: float, k: int, n: int) -> float:
@@ -117,8 +134,9 @@ def test_worked_example_by_hand_matches_the_record_compute_pressure_and_the_docs
         (2, 2): Fraction(199, 201),
     }
     s = float(survival(CLASSES))
-    f = (K + s) / (N + 1)
-    pressure = headline(s, K, N)
+    k = float(passes_today(mu))
+    f = (k + s) / (N + 1)
+    pressure = headline(s, k, N)
     eps, share = Fraction(11, 24), Fraction(11, 35)
     mean_broken = Fraction(sum(BLOCKED), N)
     growth = Fraction(35 - 8, 13)
@@ -128,7 +146,8 @@ def test_worked_example_by_hand_matches_the_record_compute_pressure_and_the_docs
     assert stored["survival"]["pass_rate"] == pytest.approx(float(mu), abs=1e-6)
     assert (stored["survival"]["reruns"], stored["survival"]["rerun_failures"]) == (133, 2)
     assert stored["systematic"]["value"] == pytest.approx(f / s, abs=1e-6)
-    assert (stored["acceptance"]["accepted"], stored["acceptance"]["candidates"]) == (K, N)
+    assert (stored["acceptance"]["accepted"], stored["acceptance"]["candidates"]) == (ACCEPTED, N)
+    assert stored["acceptance"]["passes_today"] == pytest.approx(k, abs=1e-6)
     assert stored["acceptance"]["mean_broken"] == pytest.approx(float(mean_broken), abs=1e-6)
     assert stored["epsilon"]["value"] == pytest.approx(float(eps), abs=1e-6)
     assert stored["epsilon"]["share"] == pytest.approx(float(share), abs=1e-6)
@@ -138,9 +157,12 @@ def test_worked_example_by_hand_matches_the_record_compute_pressure_and_the_docs
     mu_lo, mu_hi = stored["survival"]["pass_rate_band"]
     s_lo, s_hi = stored["survival"]["band"]
     assert s_hi == pytest.approx((8 + KAPPA * mu_hi) / 13 * (5 + KAPPA * mu_hi) / 10, abs=2e-6)
-    # F's band: quantiles of Beta(K + S, N - K + 1 - S) at S's ends.
-    f_lo = beta_quantile(0.05, K + s_lo, N - K + 1 - s_lo)
-    f_hi = beta_quantile(0.95, K + s_hi, N - K + 1 - s_hi)
+    # F's band: quantiles of Beta(k + S, N - k + 1 - S) at the noise's two readings; at the
+    # high end only metro-mileage, unmet by prices.txt, is noisy.
+    k_lo = float(passes_today(Fraction(mu_lo)))
+    k_hi = 1 + (5 + KAPPA * mu_hi) / 10
+    f_lo = beta_quantile(0.05, k_lo + s_lo, N - k_lo + 1 - s_lo)
+    f_hi = beta_quantile(0.95, k_hi + s_hi, N - k_hi + 1 - s_hi)
     assert stored["band"] == pytest.approx([1 - f_hi, 1 - f_lo], abs=2e-6)
 
     doc = doc_section()
@@ -164,7 +186,12 @@ def test_worked_example_by_hand_matches_the_record_compute_pressure_and_the_docs
         f"{f_lo:.6f}",
         f"{f_hi:.6f}",
         f"[{stored['band'][0]:.6f}, {stored['band'][1]:.6f}]",
-        f"2/8 = {K / N:.4f}",
+        f"2/8 = {ACCEPTED / N:.4f}",
+        f"= {float(survival(UNMET[0], mu)):.6f}",
+        f"= {float(survival(UNMET[1], mu)):.6f}",
+        f"passes_today = {k:.6f}",
+        f"k_lo = {k_lo:.6f}",
+        f"k_hi = {k_hi:.6f}",
     ):
         assert number in doc, number
 
@@ -180,14 +207,17 @@ def test_retiring_the_stale_pairs_as_in_the_docs() -> None:
     r_sum, t_sum, mu = pool(CLASSES_RETIRED)
     assert (r_sum, t_sum, mu) == (122, 124, Fraction(123, 125))
     s = float(survival(CLASSES_RETIRED))
-    pressure = headline(s, K + 2, N)
+    k = float(passes_today(mu, UNMET_RETIRED))
+    pressure = headline(s, k, N)
     assert computed["survival"]["value"] == pytest.approx(s, abs=1e-6)
-    assert computed["acceptance"]["accepted"] == K + 2
+    assert computed["acceptance"]["accepted"] == ACCEPTED + 2
+    assert computed["acceptance"]["passes_today"] == pytest.approx(k, abs=1e-6)
     assert computed["acceptance"]["rejudged"] == 2
     assert computed["value"] == pytest.approx(pressure, abs=1e-6)
     doc = doc_section()
     assert f"= {s:.6f}" in doc
-    assert f"pressure = 1 {MINUS} (4 + S{PRIME})/9 = {pressure:.6f}" in doc
+    assert f"= {k:.6f}" in doc and f"k{PRIME} = " in doc
+    assert f"pressure = 1 {MINUS} (k{PRIME} + S{PRIME})/9 = {pressure:.6f}" in doc
 
 
 def test_pressure_rises_as_locked_pairs_accumulate() -> None:
@@ -250,9 +280,11 @@ def test_the_readme_command_on_a_copy_of_the_ledger(tmp_path: Path) -> None:
     s = float(survival(CLASSES))  # the steady agent's single runs add no re-runs
     assert new["survival"]["value"] == pytest.approx(s, abs=1e-6)
     # candidate_fixes.txt was rejected by noise in run 13: the same candidate, now accepted.
-    assert (new["acceptance"]["accepted"], new["acceptance"]["candidates"]) == (K + 1, N)
-    assert new["value"] == pytest.approx(headline(s, K + 1, N), abs=1e-6)
+    k = float(passes_today(pool(CLASSES)[2])) + 1  # it met every pair
+    assert (new["acceptance"]["accepted"], new["acceptance"]["candidates"]) == (ACCEPTED + 1, N)
+    assert new["value"] == pytest.approx(headline(s, k, N), abs=1e-6)
     assert new["warning"] is False
     readme = (FOLDER / "README.md").read_text(encoding="utf-8")
-    assert f"1 {MINUS} (3 + S)/9 = {headline(s, K + 1, N):.6f}" in readme
+    assert f"1 {MINUS} (k + S)/9 = {headline(s, k, N):.6f}" in readme
+    assert f"k = 1 + {k - 1:.6f}" in readme
     assert f"S = {s:.6f}" in readme

@@ -149,6 +149,7 @@ def test_worked_example_matches_the_hand_computation() -> None:
         "rejudged": 0,
         "inconclusive": 0,
         "mean_broken": 1.0,  # (1 + 1 + 2 + 0) / 4
+        "passes_today": 1.0,  # X4 met every pair of today's suite
         "window": 20,
     }
     assert got["epsilon"]["value"] == 0.25  # C1 fails on the baseline; L1..L4 pass
@@ -170,13 +171,17 @@ def test_worked_example_matches_the_hand_computation() -> None:
     assert any("reached hgd_pressure_warn" in r for r in probed["warning_reasons"])
     json.dumps(probed, allow_nan=False)
 
-    # Retire L2: X1 and X2 are re-judged as accepted; mu = 8/9 without L2's re-runs.
+    # Retire L2: X1 and X2 are re-judged as accepted; mu = 8/9 without L2's re-runs. X1
+    # never met L4 (it joined in run 2), so it counts as L4's chance to pass, 25/27.
     retired = compute_pressure({**current, "retired": [F + "L2"]}, history)
     mu2 = Fraction(8, 9)
-    s2 = (3 + k * mu2) / (3 + k) * (2 + k * mu2) / (3 + k) * (2 + k * mu2) / (2 + k)
+    p_l4 = (2 + k * mu2) / (2 + k)
+    s2 = (3 + k * mu2) / (3 + k) * (2 + k * mu2) / (3 + k) * p_l4
     assert s2 == Fraction(59, 63) * Fraction(50, 63) * Fraction(25, 27)
     assert retired["acceptance"]["accepted"] == 3 and retired["acceptance"]["rejudged"] == 2
-    assert retired["value"] == pytest.approx(float(1 - (3 + s2) / 5), abs=1e-6)  # 0.262364
+    passes_today = 2 + p_l4
+    assert retired["acceptance"]["passes_today"] == pytest.approx(float(passes_today), abs=1e-6)
+    assert retired["value"] == pytest.approx(float(1 - (passes_today + s2) / 5), abs=1e-6)
 
 
 # --- survival -----------------------------------------------------------------------------
@@ -259,12 +264,16 @@ def test_retiring_a_flaky_pair_lowers_pressure() -> None:
 NAMES = itertools.count()
 
 
-def candidates(accepted: int, rejected: int, blocker: str = "L0") -> list[dict[str, Any]]:
-    """Runs of distinct new candidates with cached replies (no noise evidence): the first
-    ``accepted`` pass, the rest are blocked by ``blocker``."""
+def candidates(
+    accepted: int, rejected: int, blocker: str = "L0", like: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Runs of distinct new candidates with cached replies (no noise evidence) on L0..L3, or
+    on the pairs of the record ``like``: the first ``accepted`` pass, the rest are blocked
+    by ``blocker``."""
+    ids = [pid.removeprefix(F) for pid in like["pairs"]] if like else [f"L{i}" for i in range(4)]
     runs = []
     for i in range(accepted + rejected):
-        pairs = suite(4, [1, 1], baseline_cached=True, candidate_cached=True)
+        pairs = {pid: pair(baseline_cached=True, candidate_cached=True) for pid in ids}
         if i >= accepted:
             pairs[blocker] = pair([1, 1], [0, 1], baseline_cached=True, candidate_cached=True)
         runs.append(record(pairs, candidate=f"X{next(NAMES)}"))
@@ -456,8 +465,9 @@ def test_rejections_raise_and_acceptances_lower_pressure(
 ) -> None:
     current, history = ledger
     base = value(current, history, window=100)
-    assert value(current, history + candidates(0, more), window=100) >= base
-    assert value(current, history + candidates(more, 0), window=100) <= base
+    rejected, accepted = candidates(0, more, like=current), candidates(more, 0, like=current)
+    assert value(current, history + rejected, window=100) >= base
+    assert value(current, history + accepted, window=100) <= base
     fewer = value(current, history, probe=ProbeResult(passed, 10))
     assert value(current, history, probe=ProbeResult(min(passed + 1, 10), 10)) <= fewer
 
@@ -560,10 +570,10 @@ def test_accepted_candidates_move_pressure_below_what_noise_alone_says() -> None
     current = record(suite(30, [1, 1]), candidate="B")
     noise = compute_pressure(current, history)
     assert noise["value"] == 0.695829 and noise["survival"]["value"] == 0.304171
-    passed = compute_pressure(current, history + candidates(20, 0))
+    passed = compute_pressure(current, history + candidates(20, 0, like=current))
     assert passed["value"] == 0.033135 and passed["band"][0] == 0.0
     assert passed["value"] == pytest.approx(1 - (20 + 0.304171) / 21, abs=1e-6)
-    rejected = compute_pressure(current, history + candidates(0, 20))
+    rejected = compute_pressure(current, history + candidates(0, 20, like=current))
     assert rejected["value"] > noise["value"] and rejected["band"][1] == 1.0
 
 
@@ -580,3 +590,21 @@ def test_a_partial_run_in_the_history_is_no_evidence() -> None:
     partial = [{**run, "partial": True} for run in candidates(0, 3)]
     flips = {**record(suite(4, [2, 3]), candidate="B"), "partial": True}
     assert compute_pressure(current, [*partial, flips]) == compute_pressure(current, [])
+
+
+def test_an_acceptance_on_a_smaller_suite_counts_as_its_chance_on_todays() -> None:
+    """Five candidates accepted on L0..L3, before ten noisy pairs joined: they never met
+    those, so each counts as prod p_i over them (0.331 here), not as a pass on today's suite.
+    The world "100 pairs join" of ``benchmarks/pressure_soundness.py`` held the true pressure
+    in the band 42 % of the time without this (200 worlds), 99.9 % with it (1000)."""
+    grown = {**suite(4, [1, 1]), **{f"N{i}": pair([9, 10]) for i in range(10)}}
+    got = compute_pressure(record(grown, candidate="B"), candidates(5, 0))
+    # Re-runs of B (both sides): L pairs 1 of 1 each, N pairs 17 of 19 each.
+    mu = Fraction(4 * 1 + 10 * 17 + 1, 4 * 1 + 10 * 19 + 1)
+    k = Fraction(NOISE_PULL).limit_denominator()
+    p_l, p_n = (1 + k * mu) / (1 + k), (17 + k * mu) / (19 + k)
+    survival = p_l**4 * p_n**10
+    assert got["survival"]["value"] == pytest.approx(float(survival), abs=1e-6)
+    assert got["acceptance"]["passes_today"] == pytest.approx(float(5 * p_n**10), abs=1e-6)
+    assert got["value"] == pytest.approx(float(1 - (5 * p_n**10 + survival) / 6), abs=1e-6)
+    assert got["band"][0] == 0.0  # no candidate failed: F's high end is 1
