@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from pytest_hgd.beta import beta_quantile
 from pytest_hgd.ledger import read_ledger
-from pytest_hgd.pressure import beta_quantile, compute_pressure
+from pytest_hgd.pressure import compute_pressure
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "car_sales"

@@ -13,14 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hgd.pressure import (
-    NOISE_PULL,
-    ProbeResult,
-    beta_cdf,
-    beta_quantile,
-    compute_pressure,
-    jeffreys_interval,
-)
+from pytest_hgd.beta import beta_cdf, beta_quantile, jeffreys_interval
+from pytest_hgd.pressure import NOISE_PULL, ProbeResult, compute_pressure
 from pytest_hgd.summary import pressure_lines
 
 F = "pairs/call.hgd.yaml::"
