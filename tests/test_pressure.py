@@ -572,6 +572,7 @@ def test_accepted_candidates_move_pressure_below_what_noise_alone_says() -> None
 
 
 def test_epsilon_is_undefined_when_no_pair_is_active() -> None:
+    """Every pair retired: epsilon was shown as 0.000 for 0/0; now it is null, "undefined"."""
     retired = record(suite(2, [1, 1]), retired=["L0", "L1"])
     epsilon = compute_pressure(retired, [])["epsilon"]
     assert epsilon == {"value": None, "failing": 0, "passing": 0, "share": None}
@@ -580,6 +581,9 @@ def test_epsilon_is_undefined_when_no_pair_is_active() -> None:
 
 
 def test_a_partial_run_in_the_history_is_no_evidence() -> None:
+    """Partial runs (pairs deselected) are skipped by compute_pressure itself: three
+    rejections and a noisy no-op run, all marked partial, leave pressure at 0.0 as with no
+    history."""
     current = record(suite(4, [1, 1]), candidate="B")
     partial = [{**run, "partial": True} for run in candidates(0, 3)]
     flips = {**record(suite(4, [2, 3]), candidate="B"), "partial": True}
