@@ -18,7 +18,7 @@ from .http_process import ProcessHTTPAgent
 from .http_spawn import SpareWorkers
 from .judge import Judge
 from .mutators import BUILTIN_MUTATORS, Mutator
-from .options import Settings, is_http_spec
+from .settings import Settings, is_http_spec
 
 
 def make_agent(settings: Settings, rootdir: Path, spares: SpareWorkers | None = None) -> Agent:

@@ -18,10 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from .options import Settings, is_http_spec
-from .xdist_support import will_distribute
+from .settings import Settings, is_http_spec
 
 __all__ = ["SpareWorkers", "spawn_worker", "start_early"]
 
@@ -84,18 +81,13 @@ class SpareWorkers:
                 worker.wait()
 
 
-def start_early(config: pytest.Config, settings: Settings) -> SpareWorkers:
+def start_early(settings: Settings, *, runs_calls: bool) -> SpareWorkers:
     """The workers this run's HTTP agent will want, started now. None are started unless the
-    agent is ``openai:MODEL`` with worker processes and this process will run the calls: not
-    for ``--collect-only``, and not in xdist's controller (its workers start their own)."""
+    agent is ``openai:MODEL`` with worker processes and this process ``runs_calls`` (not
+    for ``--collect-only``, and not in xdist's controller: its workers start their own)."""
     spares = SpareWorkers()
     count = min(settings.http.workers, settings.concurrency)
-    if (
-        count > 0
-        and is_http_spec(settings.agent)
-        and not config.option.collectonly
-        and not will_distribute(config)
-    ):
+    if count > 0 and runs_calls and is_http_spec(settings.agent):
         spares.start(count)
     return spares
 

@@ -14,7 +14,7 @@ from .checks import CheckType, excerpt
 from .errors import AgentError
 from .http_agent import HTTPAgent, HTTPAgentSettings
 from .model import Pair
-from .options import JudgeSettings
+from .settings import JudgeSettings
 
 RUBRIC_VERSION = "judge-rubric-1"
 RUBRIC = """You judge one reply of a customer-service agent on a phone call.

@@ -13,6 +13,7 @@ from . import hookspecs
 from .http_spawn import start_early
 from .keys import SESSION_KEY, SPARES_KEY
 from .options import add_options, resolve
+from .xdist_support import will_distribute
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -44,7 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("hgd", default=False):
         return
     settings = resolve(config)
-    config.stash[SPARES_KEY] = start_early(config, settings)  # they start while we import
+    runs_calls = not config.option.collectonly and not will_distribute(config)
+    config.stash[SPARES_KEY] = start_early(settings, runs_calls=runs_calls)  # start while we import
     from .session import HGDSession  # the gate's modules load only when it runs
 
     session = HGDSession(config, settings)

@@ -25,7 +25,6 @@ from .keys import SPARES_KEY
 from .ledger import append_record, read_ledger
 from .model import Conversation, Evaluation
 from .mutators import Mutator
-from .options import Settings
 from .pairfile import is_pair_file, load_pairs
 from .pressure import ProbeResult, compute_pressure
 from .probe import ProbePlan, run_probe
@@ -35,6 +34,7 @@ from .report import build_report, write_json
 from .rollout import RolloutResult, RolloutRunner
 from .runner import CallSettings, Scheduler
 from .selection import SELECTION_KEY, Selection
+from .settings import Settings
 from .summary import render_terminal, write_markdown
 from .warning_types import HGDPressureWarning
 from .xdist_support import is_controller, is_worker, queued_items

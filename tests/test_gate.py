@@ -7,7 +7,8 @@ import sys
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, resolve
+from pytest_hgd.options import resolve
+from pytest_hgd.settings import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 
 
 def pair(customer: str, reply: str | None = None, **extra: object) -> dict[str, object]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -123,3 +124,50 @@ def test_no_test_module_defines_a_function_pytest_takes_for_set_up() -> None:
         if isinstance(node, ast.FunctionDef) and node.name in {"setup", "teardown"}
     ]
     assert found == []
+
+
+# The pytest glue: the only modules that may import pytest. Everything else (the suite,
+# agents and their worker processes, decisions, the run, reports, the `hgd` command) is
+# plain Python that a worker process or `hgd merge` can import without pytest.
+GLUE = {
+    "builtins",
+    "hookspecs",
+    "items",
+    "keys",
+    "options",
+    "plugin",
+    "session",
+    "warning_types",
+    "xdist_support",
+}
+NO_PYTEST = """
+import importlib, importlib.abc, sys
+
+class NoPytest(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pytest", "_pytest"):
+            raise ImportError("pytest is not importable here")
+        return None
+
+sys.meta_path.insert(0, NoPytest())
+for name in sys.argv[1:]:
+    importlib.import_module("pytest_hgd." + name)
+print("ok")
+"""
+
+
+def test_only_the_pytest_glue_imports_pytest() -> None:
+    modules = sorted(
+        path.stem
+        for path in (ROOT / "pytest_hgd").glob("*.py")
+        if path.stem not in GLUE and path.stem not in ("__init__", "__main__")
+    )
+    assert "http_process" in modules and "judge" in modules and "pressure" in modules
+    done = subprocess.run(
+        [sys.executable, "-c", NO_PYTEST, *modules],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -1,0 +1,80 @@
+"""What ``pytest --hgd`` was asked to do, as plain frozen dataclasses (no pytest here).
+
+``options.py`` reads the command line and the ini file into these; everything else (the
+run, the agents, their worker processes) takes them as plain values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONCURRENCY = 16
+DEFAULT_MAX_REPLY_CHARS = 1_000_000  # a reply longer than this is an error, not a reply
+# The worker's pipes need asyncio's POSIX pipe transports; elsewhere calls stay in-process.
+DEFAULT_HTTP_WORKERS = 1 if os.name == "posix" else 0
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """Where the `judge:` check asks its model (no secret: the key's env var name)."""
+
+    model: str | None
+    base_url: str
+    api_key_env: str | None
+    timeout: float
+
+
+def is_http_spec(spec: str) -> bool:
+    """True for the built-in HTTP agent's ``openai:MODEL``, false for ``module:function``."""
+    return spec.startswith("openai:")
+
+
+@dataclass(frozen=True)
+class HTTPOptions:
+    base_url: str
+    api_key_env: str | None
+    temperature: float | None
+    max_tokens: int | None
+    headers: tuple[tuple[str, str], ...]
+    max_retries: int
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``pytest --hgd`` was asked to do. Paths are absolute; prompt specs stay as given
+    with the directory they are relative to."""
+
+    agent: str
+    candidate: str
+    candidate_base: Path
+    baseline: str | None
+    baseline_base: Path
+    strict: bool
+    timeout: float
+    concurrency: int
+    agent_version: str | None
+    cache_dir: Path
+    read_cache: bool
+    write_cache: bool
+    clear_cache: bool
+    report: Path | None
+    markdown: Path | None
+    http: HTTPOptions
+    samples: int = 1
+    alpha: float = 0.05
+    html: Path | None = None
+    rollout: bool = False
+    judge: JudgeSettings = field(
+        default_factory=lambda: JudgeSettings(None, "https://api.openai.com/v1", None, 60.0)
+    )
+    ledger: Path | None = None
+    probe: int = 0
+    seed: int = 0
+    pressure_warn: float = 0.7
+    max_pressure: float | None = None
+    pressure_window: int = 20
+    max_reply_chars: int = DEFAULT_MAX_REPLY_CHARS
