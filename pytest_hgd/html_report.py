@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .cache import write_atomic
-from .summary import partial_text
+from .model import ALL_DELTAS as DELTAS
+from .model import DELTAS_BY_SEVERITY as SEVERITY
+from .summary import partial_text, pressure_components
 from .text import printable
-
-DELTAS = ("kept", "fixed", "regressed", "still_failing", "new_pass", "new_fail", "error")
-SEVERITY = ("regressed", "error", "new_fail", "still_failing", "fixed", "new_pass", "kept")
 
 STYLE = """
 :root{--fg:#1f2328;--muted:#656d76;--line:#d8dee4;--bg:#f6f8fa;--pass:#1a7f37;--fail:#cf222e;
@@ -215,41 +214,14 @@ def _counts(report: Mapping[str, Any]) -> str:
     return f'<section id="counts"><h2>Pairs per delta</h2>{cards}{sign}</section>'
 
 
-class _Zero(dict[str, Any]):
-    def __missing__(self, key: str) -> int:
-        return 0
-
-
-# Each component: digits of its value, and what its numbers mean.
-COMPONENTS = {
-    "constraints": (0, "{locked} locked + {corrected} corrected enforced; {retired} retired, "
-                    "{pending_review} pending review; growth {growth:+} over {runs} ledger runs"),
-    "epsilon": (3, "{failing} failing / {passing} passing on the baseline: "
-                "{share:.0%} of the suite pulls towards change"),
-    "survival": (3, "chance the unchanged baseline passes every enforced pair again; "
-                 "{reruns} re-runs seen"),
-    "acceptance": (2, "{accepted} of {candidates} candidates passed (each at its latest run); "
-                   "mean {mean_broken:.1f} pairs broken each"),
-    "probe": (2, "{passed} of {mutants} mutants of the candidate passed"),
-}  # fmt: skip
-
-
 def _components(pressure: Mapping[str, Any]) -> str:
     """One row per component the report carries: name, value with band, what it means."""
     rows = [
-        f'<tr data-component="{name}"><th>{name}</th><td class=num>{value}</td>'
-        f"<td>{detail}</td></tr>"
-        for name, (digits, template) in COMPONENTS.items()
-        if isinstance(part := pressure.get(name), Mapping)
-        for value, detail in [_component(part, digits, template)]
+        f'<tr data-component="{name}"><th>{name}</th><td class=num>{_e(value)}</td>'
+        f"<td>{_e(detail)}</td></tr>"
+        for name, value, detail in pressure_components(pressure)
     ]
     return f"<table id=components><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _component(part: Mapping[str, Any], digits: int, template: str) -> tuple[str, str]:
-    if part.get("value") is None:  # epsilon at 0/0: no pair to pull or to hold
-        return "undefined", "no enforced pair passes or fails on the baseline"
-    return _num(part["value"], digits) + _band(part), _e(template.format_map(_Zero(part)))
 
 
 def _binding(pressure: Mapping[str, Any]) -> str:

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .model import ALL_DELTAS
+
 SCHEMA_VERSION = 1
 DEFAULT_LEDGER = Path(".hgd") / "ledger.jsonl"
-DELTAS = ("kept", "fixed", "regressed", "still_failing", "new_pass", "new_fail", "error")
 
 
 @dataclass
@@ -65,7 +66,7 @@ def new_record(
     **extra: Any,
 ) -> dict[str, Any]:
     """A ledger record with counts and regressed ids derived from ``pairs``; extra keys kept."""
-    counts = dict.fromkeys(DELTAS, 0)
+    counts = dict.fromkeys(ALL_DELTAS, 0)
     for entry in pairs.values():
         delta = entry.get("delta")
         if isinstance(delta, str) and delta in counts:

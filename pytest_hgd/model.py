@@ -37,6 +37,15 @@ class Role(str, enum.Enum):
 
 
 ALL_DELTAS: tuple[str, ...] = tuple(d.value for d in Delta)
+# Worst first: the order reports list pairs in.
+DELTAS_BY_SEVERITY: tuple[str, ...] = (
+    "regressed", "error", "new_fail", "still_failing", "fixed", "new_pass", "kept",
+)  # fmt: skip
+# Did the pair pass on the run's reference prompt (the baseline, else the candidate)?
+PASSED_REFERENCE: dict[str, bool] = {
+    "kept": True, "regressed": True, "new_pass": True,
+    "fixed": False, "still_failing": False, "new_fail": False,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

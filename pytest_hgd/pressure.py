@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .beta import beta_quantile, jeffreys_interval
+from .model import PASSED_REFERENCE
 
 NOISE_PULL = 4.0  # kappa: how many re-runs the pooled pass rate weighs in each pair's estimate
 TREND_STEPS = 3  # warn when pressure rose in each of the last 3 runs ...
@@ -177,15 +178,11 @@ def _counts(value: object) -> Evidence | None:
     return (s, n) if ok and 0 <= s <= n and n > 0 else None
 
 
-_REFERENCE_PASSED = {"kept": True, "regressed": True, "new_pass": True}
-_REFERENCE_PASSED |= {"fixed": False, "still_failing": False, "new_fail": False}
-
-
 def passes_reference(record: Mapping[str, Any], entry: Mapping[str, Any]) -> bool | None:
     """Did the pair pass on the record's reference prompt (the baseline, else the candidate)?"""
     delta = entry.get("delta")
-    if isinstance(delta, str) and delta in _REFERENCE_PASSED:
-        return _REFERENCE_PASSED[delta]
+    if isinstance(delta, str) and delta in PASSED_REFERENCE:
+        return PASSED_REFERENCE[delta]
     side = "baseline" if record.get("baseline_hash") is not None else "candidate"
     counts = _counts(entry.get(side))
     return None if counts is None else 2 * counts[0] > counts[1]

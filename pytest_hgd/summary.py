@@ -111,45 +111,47 @@ def _band(component: Mapping[str, Any]) -> str:
     return f" [{band[0]:.2f}, {band[1]:.2f}]" if band else ""
 
 
+# Each pressure component: the digits of its value, and what its numbers mean. The one
+# definition the terminal, Markdown and HTML reports all read.
+COMPONENTS = {
+    "constraints": (0, "{locked} locked + {corrected} corrected enforced, {retired} retired, "
+                    "{pending_review} pending review; growth {growth:+} over {runs} ledger runs"),
+    "epsilon": (3, "{failing} failing / {passing} passing on the baseline: "
+                "{share:.0%} of the suite still pulls towards change"),
+    "survival": (3, "chance the unchanged baseline passes every enforced pair again; "
+                 "{reruns} re-runs seen, {unobserved} pairs without one yet"),
+    "acceptance": (2, "{accepted} of {candidates} candidates passed, each at its latest run; "
+                   "mean {mean_broken:.1f} pairs broken each"),
+    "probe": (2, "{passed} of {mutants} mutants of the candidate passed"),
+}  # fmt: skip
+
+
+class _Zero(dict[str, Any]):
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
+def pressure_components(pressure: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(name, value with its band, what it means) for each component the pressure carries."""
+    rows = []
+    for name, (digits, template) in COMPONENTS.items():
+        part = pressure.get(name)
+        if not isinstance(part, Mapping) or not part:
+            continue
+        value = part.get("value")
+        if not isinstance(value, int | float):  # epsilon at 0/0: no pair to pull or to hold
+            rows.append((name, "undefined", "no enforced pair passes or fails on the baseline"))
+            continue
+        rows.append((name, f"{value:.{digits}f}{_band(part)}", template.format_map(_Zero(part))))
+    return rows
+
+
 def pressure_lines(pressure: Mapping[str, Any]) -> list[str]:
     """The constraint pressure block: the headline and each component on its own line."""
     lines = [f"constraint {pressure_text(pressure)}"]
-    constraints = pressure.get("constraints") or {}
-    if constraints:
-        lines.append(
-            f"  constraints: {constraints.get('value', 0)} enforced "
-            f"({constraints.get('locked', 0)} locked, {constraints.get('corrected', 0)} corrected, "
-            f"{constraints.get('retired', 0)} retired), growth {constraints.get('growth', 0):+} "
-            "over the ledger window"
-        )
-    epsilon = pressure.get("epsilon") or {}
-    if epsilon and epsilon.get("value") is None:
-        lines.append("  epsilon: undefined (no enforced pair passes or fails on the baseline)")
-    elif epsilon:
-        lines.append(
-            f"  epsilon: {epsilon['value']:.3f} (pairs failing / passing on the baseline; "
-            f"{100 * epsilon.get('share', 0):.0f}% of the suite still pulls towards change)"
-        )
-    survival = pressure.get("survival") or {}
-    if survival:
-        lines.append(
-            f"  survival: {survival['value']:.3f}{_band(survival)} "
-            f"(chance the unchanged baseline passes every enforced pair again; "
-            f"{survival.get('reruns', 0)} re-runs seen)"
-        )
-    acceptance = pressure.get("acceptance") or {}
-    if acceptance:
-        lines.append(
-            f"  acceptance: {acceptance['value']:.2f}{_band(acceptance)} over "
-            f"{acceptance.get('candidates', 0)} candidates, "
-            f"mean {acceptance.get('mean_broken', 0):.1f} pairs broken each"
-        )
-    probe = pressure.get("probe")
-    if probe:
-        lines.append(
-            f"  probe: {probe.get('passed', 0)}/{probe.get('mutants', 0)} mutants passed"
-            f"{_band(probe)}"
-        )
+    lines.extend(
+        f"  {name}: {value} ({detail})" for name, value, detail in pressure_components(pressure)
+    )
     binding = pressure.get("binding") or []
     if binding:
         walls = ", ".join(f"{b['id']} ({b['blocked']})" for b in binding[:5])

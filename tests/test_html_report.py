@@ -264,7 +264,7 @@ def test_numbers_are_on_the_page() -> None:
     assert '<span class=big id="pressure-value">0.62</span>' in html
     assert "band [0.41, 0.83]" in html
     assert "3 of 10 mutants of the candidate passed" in html
-    assert "12 locked + 4 corrected enforced; 1 retired, 1 pending review; growth +6" in html
+    assert "12 locked + 4 corrected enforced, 1 retired, 1 pending review; growth +6" in html
     assert "Suite sign test: 2 improved, 1 worsened, 2 unchanged" in html
     assert re.findall(r'data-pressure="([\d.]+)"', html) == [str(p[1]) for p in TREND]
     assert re.findall(r'data-constraints="(\d+)"', html) == [str(p[2]) for p in TREND]
