@@ -51,7 +51,8 @@ class _Connection:
         """Fit for the next request: open, and nothing came in since the last response (a
         server that times an idle connection out may send a 408 before it closes it, and
         that must not be taken for the next reply). The unread bytes are in the reader's
-        buffer, which has no public accessor; without it, only a closed stream is noticed."""
+        buffer, which has no public accessor; without it, only a closed stream is noticed
+        (``tests/test_private_apis.py`` pins it to Python 3.10-3.14 and tests the fallback)."""
         unread = getattr(self.reader, "_buffer", b"")
         return (
             self.h11.our_state is h11.IDLE
