@@ -107,7 +107,9 @@ def test_retiring_the_binding_pairs_lowers_pressure(hgd: Gate) -> None:
     assert report["verdict"] == "pass"
     assert report["pressure"]["value"] < before
     assert report["pressure"]["constraints"]["retired"] == 1
-    result.stdout.fnmatch_lines(["skipped: 1 retired, 0 pending review", "  constraints: 2 (*, 1 retired,*"])
+    result.stdout.fnmatch_lines(
+        ["skipped: 1 retired, 0 pending review", "  constraints: 2 (*, 1 retired,*"]
+    )
 
 
 def noisy_history_then_gate(hgd: Gate, n: int) -> dict[str, Any]:
