@@ -155,7 +155,7 @@ class PairItem(GateItem):
 
     def runtest(self) -> None:
         baseline, candidate = self.evaluations
-        decision = self.session_state.decide(self, baseline, candidate)
+        decision = self.session_state.evaluator.decision(self.nodeid, baseline, candidate)
         delta = decision.delta
         self.hgd_payload = {
             **self._base_payload(),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import gate, stats
 from .cache import write_atomic
+from .decision import RunDecision, RunEvidence
 from .fastschema import Validate, compile_schema
 
 if TYPE_CHECKING:  # imported only for a report the compiled check rejects: slow to import
@@ -27,47 +28,38 @@ def report_schema() -> dict[str, Any]:
 
 
 def build_report(
-    pairs: Sequence[Mapping[str, Any]],
-    skipped: Sequence[Mapping[str, Any]],
+    evidence: RunEvidence,
+    decision: RunDecision,
     *,
     strict: bool,
     prompts: Mapping[str, Any],
-    agent: Mapping[str, object],
-    calls: Mapping[str, Any],
-    pressure: Mapping[str, Any],
-    verdict_reasons: Sequence[str],
-    samples: Mapping[str, Any] | None = None,
-    trend: Sequence[Mapping[str, Any]] = (),
-    rollouts: Sequence[Mapping[str, Any]] = (),
-    selection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report of a run whose verdict was made already (`gate.verdict` of
-    ``verdict_reasons``, the same value the ledger records); ``selection`` says how many
-    enforced pairs ran of how many, and why not all (a partial run)."""
-    pairs = sorted(pairs, key=lambda p: str(p["id"]))
-    counts = gate.count_deltas(p["delta"] for p in pairs)
-    selection = dict(
-        selection or {"ran": len(pairs), "enforced": len(pairs), "why": [], "at_least": False}
-    )
+    """The report of a run: its evidence, and the decision `decision.decide_run` made of it
+    (counts, verdict, pressure: read, never recomputed)."""
+    pairs = sorted(evidence.pairs, key=lambda p: str(p["id"]))
+    rollouts = evidence.rollouts
+    selection = dict(evidence.selection)
     return {
         "schema_version": SCHEMA_VERSION,
-        "verdict": gate.verdict(verdict_reasons),
-        "verdict_reasons": list(verdict_reasons),
-        "partial": bool(selection["why"]),
+        "verdict": decision.verdict,
+        "verdict_reasons": list(decision.reasons),
+        "partial": evidence.partial,
         "selection": selection,
         "strict": strict,
-        "counts": counts,
+        "counts": dict(decision.counts),
         "pairs": [dict(p) for p in pairs],
-        "skipped": sorted((dict(s) for s in skipped), key=lambda s: str(s["id"])),
+        "skipped": sorted((dict(s) for s in evidence.skipped), key=lambda s: str(s["id"])),
         "tags": gate.tag_pass_rates(pairs),
         "prompts": dict(prompts),
-        "agent": dict(agent),
-        "calls": dict(calls),
-        "pressure": dict(pressure),
-        "samples": dict(samples or {"max": 1}),
-        "trend": [dict(point) for point in trend],
+        "agent": dict(evidence.agent),
+        "calls": dict(decision.calls),
+        "pressure": dict(decision.pressure),
+        "samples": dict(decision.samples),
+        "trend": [dict(point) for point in decision.trend],
         "rollouts": sorted((dict(r) for r in rollouts), key=lambda r: str(r["id"])),
-        "rollout_summary": _rollout_summary(pairs, rollouts) if rollouts else None,
+        "rollout_summary": _rollout_summary(pairs, rollouts, decision.rollout_counts)
+        if rollouts
+        else None,
         "suite": _suite(pairs),
         "flaky": [
             {"id": p["id"], "passes": p["baseline"]["passes"], "runs": p["baseline"]["runs"]}
@@ -78,7 +70,9 @@ def build_report(
 
 
 def _rollout_summary(
-    pairs: Sequence[Mapping[str, Any]], rollouts: Sequence[Mapping[str, Any]]
+    pairs: Sequence[Mapping[str, Any]],
+    rollouts: Sequence[Mapping[str, Any]],
+    counts: Mapping[str, int],
 ) -> dict[str, Any]:
     """Teacher-forced (pairs) against free-running (rollouts) over the same conversations."""
     files = {str(r["id"]).rpartition("::")[0]: r for r in rollouts}
@@ -104,7 +98,7 @@ def _rollout_summary(
                 }
             )
     return {
-        "counts": gate.count_deltas(r["delta"] for r in rollouts),
+        "counts": dict(counts),
         "teacher_forced_pass_rate": round(passes / runs, 4) if runs else None,
         "free_running_pass_rate": round(
             sum(1 for r in free if r["candidate"]["passed"]) / len(free), 4

@@ -12,21 +12,22 @@ from typing import Any
 
 import pytest
 
-from . import gate, runrecord, stats
+from . import runrecord, stats
 from .agents import Agent, AgentSpecError
 from .builtins import Builtins
 from .cache import ReplyCache
 from .checks import CheckType
+from .decision import Policy, RunEvidence, decide_run
 from .errors import PairFileError
-from .evaluator import Decision, Evaluations, Evaluator
+from .evaluator import Evaluations, Evaluator
 from .items import GateItem, PairFile, PairItem, RolloutItem
 from .judge import Judge
 from .keys import SPARES_KEY
 from .ledger import append_record, read_ledger
-from .model import Conversation, Evaluation
+from .model import Conversation
 from .mutators import Mutator
 from .pairfile import is_pair_file, load_pairs
-from .pressure import ProbeResult, compute_pressure
+from .pressure import ProbeResult
 from .probe import ProbePlan, run_probe
 from .prompts import Prompt, PromptError, load_prompt
 from .redact import redactor_for
@@ -45,9 +46,6 @@ def _load(spec: str, base: Path, option: str) -> Prompt:
         return load_prompt(spec, base)
     except PromptError as exc:
         raise pytest.UsageError(f"{option}: {exc}") from None
-
-
-TREND_RUNS = 50  # ledger runs shown in the report's pressure trend
 
 
 def _write_html(report: dict[str, Any], path: Path) -> None:
@@ -89,6 +87,13 @@ class HGDSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
+        self.policy = Policy(
+            strict=settings.strict,
+            alpha=settings.alpha,
+            max_pressure=settings.max_pressure,
+            pressure_window=settings.pressure_window,
+            pressure_warn=settings.pressure_warn,
+        )
         self.candidate = _load(settings.candidate, settings.candidate_base, "--hgd-candidate")
         self.baseline = (
             _load(settings.baseline, settings.baseline_base, "--hgd-baseline")
@@ -250,11 +255,6 @@ class HGDSession:
     def _progress(self, done: int, total: int) -> None:
         self._say(f"hgd: sampling: {done}/{total} replies in", transient=done < total)
 
-    def decide(
-        self, item: PairItem, baseline: Evaluation | None, candidate: Evaluation
-    ) -> Decision:
-        return self.evaluator.decision(item.nodeid, baseline, candidate)
-
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
         result = yield
@@ -344,22 +344,13 @@ class HGDSession:
         else:
             reporter.write_line(text)
 
-    def _pressure(self, record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Pressure from the ledger window and this run, and the ledger's earlier runs.
-        Partial runs (pairs left out) are no evidence of the suite: left out of the window."""
-        history: list[dict[str, Any]] = []
-        if self.settings.ledger is not None:
-            read = read_ledger(self.settings.ledger)
-            history = read.records
-            self.notes.extend(f"ledger: {problem}" for problem in read.problems)
-        pressure = compute_pressure(
-            record,
-            [r for r in history if r.get("partial") is not True],
-            window=self.settings.pressure_window,
-            probe=self._run_probe(),
-            warn_at=self.settings.pressure_warn,
-        )
-        return pressure, history
+    def _history(self) -> list[dict[str, Any]]:
+        """The ledger's earlier runs (pressure leaves the partial ones out)."""
+        if self.settings.ledger is None:
+            return []
+        read = read_ledger(self.settings.ledger)
+        self.notes.extend(f"ledger: {problem}" for problem in read.problems)
+        return read.records
 
     def _append_to_ledger(self, record: dict[str, Any]) -> None:
         if self.settings.ledger is not None:
@@ -376,52 +367,27 @@ class HGDSession:
         self.selection.merge(getattr(node, "workeroutput", {}).get(SELECTION_KEY))
 
     def build(self) -> dict[str, Any]:
-        strict = self.settings.strict
-        evidence = gate.evidence_reasons(
-            gate.count_deltas(p["delta"] for p in self.pairs),
-            gate.count_deltas(r["delta"] for r in self.rollouts),
-            strict,
-        )
-        selection = self.selection.summary(self.config, ran=len(self.pairs))
-        record = runrecord.ledger_record(
-            self.pairs,
-            self.skipped,
+        """Evidence in, one decision, the ledger record and the report out."""
+        evidence = RunEvidence(
+            pairs=self.pairs,
+            skipped=self.skipped,
+            rollouts=self.rollouts,
             baseline_hash=self.baseline.sha256 if self.baseline else None,
             candidate_hash=self.candidate.sha256,
             agent=self.agent.identity,
-            verdict=gate.verdict(evidence),  # what the pairs and rollouts say, for pressure
-            alpha=self.settings.alpha,
             commit=runrecord.git_commit(self.config.rootpath),
-            partial=bool(selection["why"]),
+            selection=self.selection.summary(self.config, ran=len(self.pairs)),
         )
-        pressure, history = self._pressure(record)
-        reasons = list(evidence)
-        limit = self.settings.max_pressure
-        if limit is not None and pressure["value"] > limit:
-            reasons.append(f"pressure {pressure['value']:.2f} above --hgd-max-pressure={limit:g}")
-        record = {**record, "verdict": gate.verdict(reasons), "pressure": pressure}
-        self._append_to_ledger(record)
-        trend = [runrecord.trend_point(r) for r in [*history, record]]
+        history = self._history()
+        decision = decide_run(evidence, self.policy, history, self._run_probe())
+        self._append_to_ledger(decision.record)
         prompts = {
             "candidate": {"source": self.candidate.source, "sha256": self.candidate.sha256},
             "baseline": {"source": self.baseline.source, "sha256": self.baseline.sha256}
             if self.baseline
             else None,
         }
-        return build_report(
-            self.pairs,
-            self.skipped,
-            strict=self.settings.strict,
-            prompts=prompts,
-            agent=self.agent.identity,
-            calls=runrecord.calls(self.pairs, self.rollouts),
-            pressure=pressure,
-            verdict_reasons=reasons,
-            samples={"max": runrecord.max_samples(self.pairs), "alpha": self.settings.alpha},
-            trend=[point for point in trend if point is not None][-TREND_RUNS:],
-            rollouts=self.rollouts,
-            selection=selection,
-        )
+        return build_report(evidence, decision, strict=self.settings.strict, prompts=prompts)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -170,7 +170,9 @@ def test_a_sync_call_stuck_past_the_timeout_does_not_hold_the_process_open(hgd: 
     process = _start_hanging_run(hgd)
     try:
         assert _wait_for(hgd.path / "report.json", process, LIMIT), "no report was written"
-        process.wait(timeout=3)  # the report is the run's last act: pytest exits now
+        # The report is the run's last act: pytest exits now. A held process would wait for
+        # "release" forever; 10 s leaves room for a loaded machine.
+        process.wait(timeout=10)
     finally:
         (hgd.path / "release").touch()
         process.communicate(timeout=LIMIT)

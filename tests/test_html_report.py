@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_hgd import report as hgd_report
+from pytest_hgd.decision import Policy, RunEvidence, decide_run
 from pytest_hgd.html_report import render_html, write_html
 from pytest_hgd.text import printable
 
@@ -155,23 +157,34 @@ def sample_report() -> dict[str, Any]:
         "probe": {"value": 0.3, "band": [0.1, 0.6], "passed": 3, "mutants": 10},
         "binding": [{"id": "pairs/call-1.hgd.yaml::price", "blocked": 3, "kind": "locked"}],
     }
-    built = hgd_report.build_report(
-        pairs,
-        skipped,
-        strict=False,
-        prompts={
-            "candidate": {"source": "prompts/<candidate>.txt", "sha256": "c" * 64},
-            "baseline": {"source": "git:main:prompts/system.txt", "sha256": "b" * 64},
-        },
+    evidence = RunEvidence(
+        pairs=pairs,
+        skipped=skipped,
+        rollouts=(),
+        baseline_hash="b" * 64,
+        candidate_hash="c" * 64,
         agent={"kind": "python", "target": "agent:reply", "source_sha256": "a" * 64},
+    )
+    decision = dataclasses.replace(
+        decide_run(evidence, Policy()),
         calls={"baseline": 0, "candidate": 30, "cache_hits": {"baseline": 30, "candidate": 0}},
         pressure=pressure,
-        verdict_reasons=["1 regressed", "1 error"],
+        reasons=["1 regressed", "1 error"],
+        verdict="fail",
         samples={"max": 5, "alpha": 0.05},
         trend=[
             {"time": t, "pressure": p, "constraints": c, "verdict": v, "candidate": cand}
             for t, p, c, v, cand in TREND
         ],
+    )
+    built = hgd_report.build_report(
+        evidence,
+        decision,
+        strict=False,
+        prompts={
+            "candidate": {"source": "prompts/<candidate>.txt", "sha256": "c" * 64},
+            "baseline": {"source": "git:main:prompts/system.txt", "sha256": "b" * 64},
+        },
     )
     hgd_report.validate(built)
     return built

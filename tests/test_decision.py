@@ -1,0 +1,111 @@
+"""The run's decision as a pure function of its evidence: counts, verdict, reasons, ledger
+record and pressure made once, and the report reading them unchanged."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from pytest_hgd.decision import Policy, RunEvidence, decide_run
+from pytest_hgd.report import build_report, validate
+
+AGENT = {"kind": "python", "target": "agent:reply", "source_sha256": "a" * 64}
+PROMPTS = {"candidate": {"source": "c.txt", "sha256": "c" * 64}, "baseline": None}
+
+
+def payload(pid: str, delta: str, base: int | None = 1, cand: int = 1, **extra: Any) -> dict:
+    side = {"passes": cand, "runs": 1, "called": 1, "checks": []}
+    out = {
+        "id": f"pairs/a.hgd.yaml::{pid}",
+        "kind": "locked",
+        "delta": delta,
+        "tags": [],
+        "candidate": side,
+        "baseline": None if base is None else {**side, "passes": base},
+        "pair_hash": pid * 8,
+    }
+    return {**out, **extra}
+
+
+def evidence(
+    *pairs: dict, rollouts: tuple[dict, ...] = (), why: list[str] | None = None
+) -> RunEvidence:
+    return RunEvidence(
+        pairs=list(pairs),
+        skipped=[],
+        rollouts=list(rollouts),
+        baseline_hash="b" * 64,
+        candidate_hash="c" * 64,
+        agent=AGENT,
+        selection={"ran": len(pairs), "enforced": len(pairs), "why": why or [], "at_least": False},
+    )
+
+
+def test_counts_reasons_and_verdict_come_from_the_evidence() -> None:
+    run = evidence(
+        payload("a", "kept"), payload("b", "regressed", cand=0), payload("c", "fixed", 0)
+    )
+    decision = decide_run(run, Policy())
+    assert decision.counts["kept"] == decision.counts["regressed"] == decision.counts["fixed"] == 1
+    assert decision.reasons == ["1 regressed"] and decision.verdict == "fail"
+    assert decision.record["verdict"] == "fail" and decision.record["regressed"] == [
+        "pairs/a.hgd.yaml::b"
+    ]
+    assert decision.record["pressure"] == decision.pressure
+
+
+def test_still_failing_fails_only_a_strict_gate() -> None:
+    run = evidence(payload("a", "still_failing", 0, 0))
+    assert decide_run(run, Policy()).verdict == "pass"
+    strict = decide_run(run, Policy(strict=True))
+    assert strict.reasons == ["1 still_failing (--hgd-strict)"] and strict.verdict == "fail"
+
+
+def test_a_failing_rollout_fails_the_gate() -> None:
+    rollout = {"id": "pairs/a.hgd.yaml::rollout", "delta": "regressed", "rollout": True}
+    decision = decide_run(evidence(payload("a", "kept"), rollouts=(rollout,)), Policy())
+    assert decision.rollout_counts["regressed"] == 1
+    assert decision.reasons == ["1 rollout regressed"] and decision.verdict == "fail"
+
+
+def test_max_pressure_fails_the_verdict_but_not_the_evidence_pressure_reads() -> None:
+    history = [
+        decide_run(evidence(payload("a", "regressed", cand=0)), Policy()).record for _ in range(3)
+    ]  # the same rejected candidate: one candidate, counted once
+    history = [{**r, "candidate_hash": str(i) * 64} for i, r in enumerate(history)]
+    decision = decide_run(evidence(payload("a", "kept")), Policy(max_pressure=0.1), history)
+    assert decision.pressure["value"] > 0.1
+    assert decision.reasons == [f"pressure {decision.pressure['value']:.2f} above "
+                                "--hgd-max-pressure=0.1"]  # fmt: skip
+    assert decision.verdict == decision.record["verdict"] == "fail"
+    assert decision.pressure["acceptance"]["accepted"] == 1  # this run passed on its evidence
+
+
+def test_a_partial_run_is_marked_in_its_record_and_no_evidence_for_the_next() -> None:
+    partial = decide_run(evidence(payload("a", "regressed", cand=0), why=["-k"]), Policy())
+    assert partial.record["partial"] is True
+    after = decide_run(evidence(payload("a", "kept")), Policy(), [partial.record])
+    alone = decide_run(evidence(payload("a", "kept")), Policy())
+    assert after.pressure == alone.pressure
+    assert after.trend == alone.trend  # a partial run is no point of the trend either
+
+
+def test_the_decision_is_pure_and_the_report_reads_it_unchanged() -> None:
+    run = evidence(payload("a", "kept"), payload("b", "regressed", cand=0))
+    history = [decide_run(run, Policy()).record]
+    frozen = copy.deepcopy((run, history))
+    first, second = decide_run(run, Policy(), history), decide_run(run, Policy(), history)
+    assert first == second and (run, history) == frozen  # same in, same out; inputs untouched
+    report = build_report(run, first, strict=False, prompts=PROMPTS)
+    validate(report)
+    assert report["counts"] == first.counts and report["verdict"] == first.verdict
+    assert report["verdict_reasons"] == first.reasons and report["pressure"] == first.pressure
+    assert report["calls"] == first.calls and report["trend"] == first.trend
+
+
+@pytest.mark.parametrize("window", [0, -1])
+def test_a_bad_policy_is_refused(window: int) -> None:
+    with pytest.raises(ValueError, match="window"):
+        decide_run(evidence(payload("a", "kept")), Policy(pressure_window=window))
