@@ -7,6 +7,7 @@ import json
 import random
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from pytest_hgd.pressure import NOISE_PULL, ProbeResult, compute_pressure
 from pytest_hgd.summary import pressure_lines
 
 F = "pairs/call.hgd.yaml::"
+ROOT = Path(__file__).resolve().parent.parent
 DELTA = {
     (True, True): "kept",
     (False, True): "fixed",
@@ -85,19 +87,19 @@ def worked_example() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         record(
             {"L1": pair(), "L2": pair([1, 1], [0, 1]), "L3": pair(), "C1": c1},
             candidate="X1",
-            pressure=0.40,
+            pressure=0.50,
         ),
         record(
             {"L1": pair(), "L2": pair([1, 1], [0, 1]), "L3": pair([0, 1], [1, 1]),
              "L4": pair(), "C1": c1},
             candidate="X2",
-            pressure=0.45,
+            pressure=0.84,
         ),
         record(
             {"L1": pair(), "L2": pair([1, 1], [0, 1]), "L3": pair([1, 1], [0, 1]),
              "L4": pair(), "C1": c1},
             candidate="X3",
-            pressure=0.50,
+            pressure=0.858203,
         ),
     ]  # fmt: skip
     current = record(
@@ -121,7 +123,7 @@ def test_worked_example_matches_the_hand_computation() -> None:
         "L4": (2 + k * mu) / (2 + k),  # 17/18
     }
     survival = p["L1"] * p["L2"] * p["L3"] * p["L4"]
-    assert survival == Fraction(115600, 166698)
+    assert survival == Fraction(57800, 83349)
     # Candidates X1..X4 in the window: X4 (this run) passed, three were blocked.
     passes, runs = 1, 4
     f = (passes + survival) / (runs + 1)  # Beta(k + S, n - k + 1 - S): its mean
@@ -154,8 +156,14 @@ def test_worked_example_matches_the_hand_computation() -> None:
     ]
     assert got["estimator"] == "beta(survival+acceptance)"
     assert got["band"][0] < got["value"] < got["band"][1]
-    # Trend rule: 0.40 -> 0.45 -> 0.50 -> 0.66 rose three times by 0.26 >= 0.1.
-    assert got["warning"] and "rose in each of the last 3 runs" in got["warning_reasons"][0]
+    # The recorded pressures are what compute_pressure gave in runs 1-3; 0.50 -> 0.84 ->
+    # 0.858203 -> 0.661306 fell at the end: no trend, and 0.66 < 0.7: no warning.
+    replayed: list[dict[str, Any]] = []
+    for run in history:
+        bare = {key: v for key, v in run.items() if key != "pressure"}
+        replayed.append({**bare, "pressure": compute_pressure(bare, replayed)})
+    assert [r["pressure"]["value"] for r in replayed] == [0.5, 0.84, 0.858203]
+    assert not got["warning"]
 
     # With a probe where 2 of 8 mutants passed: F = (1 + 2 + S) / (4 + 8 + 1).
     probed = compute_pressure(current, history, probe=ProbeResult(passed=2, total=8))
@@ -176,6 +184,28 @@ def test_worked_example_matches_the_hand_computation() -> None:
     passes_today = 2 + p_l4
     assert retired["acceptance"]["passes_today"] == pytest.approx(float(passes_today), abs=1e-6)
     assert retired["value"] == pytest.approx(float(1 - (passes_today + s2) / 5), abs=1e-6)
+
+    # The numbers docs/pressure.md prints for this example.
+    doc = (ROOT / "docs" / "pressure.md").read_text(encoding="utf-8")
+    doc = doc.split("## Worked example", 1)[1].split("## Worked example: car_sales", 1)[0]
+    f = (passes + survival) / (runs + 1)
+    for number in (
+        "11/12 = 0.9167",
+        "20/21 = 0.9524",
+        "17/21 = 0.8095",
+        "17/18 = 0.9444",
+        f"57800/83349 = {float(survival):.4f}",
+        f"= {float(f):.4f}",
+        f"pressure = 1 − {float(f):.4f} = {got['value']:.4f}",
+        f"band [{got['band'][0]:.3f}, {got['band'][1]:.3f}]",
+        f"band [{got['survival']['band'][0]:.3f}, {got['survival']['band'][1]:.3f}]",
+        f"Pressure becomes {probed['value']:.4f}",
+        f"k = 2 + 25/27 = {float(passes_today):.4f}",
+        f"S′ = 59/63 · 50/63 · 25/27 = {float(s2):.4f}",
+        f"pressure drops to {retired['value']:.4f}",
+        "0.50 → 0.84 → 0.858203 → 0.6613",
+    ):
+        assert number in doc, number
 
 
 # --- survival -----------------------------------------------------------------------------
@@ -533,7 +563,7 @@ def _new_pairs_ledger() -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def test_pairs_without_evidence_widen_the_band() -> None:
     """500 pairs added with no re-run yet: the audit saw pressure 1.000 with a zero-width
-    band. The point estimate still says that, at the pooled noise (1 flip in 10 re-runs),
+    band. The point estimate still says that, at the pooled noise (1 flip in 15 re-runs),
     a one-shot gate would block nearly every change; but the band is [0.149634, 1.0]: the new
     pairs may well be steady. Three clean re-runs later pressure is 0.254239, inside it."""
     history, current = _new_pairs_ledger()
@@ -549,8 +579,8 @@ def test_pairs_without_evidence_widen_the_band() -> None:
 
 def test_accepted_candidates_move_pressure_below_what_noise_alone_says() -> None:
     """Six noisy no-op runs (8 flips over 30 pairs): survival 0.304171, pressure 0.695829.
-    Then 20 of 20 candidates pass: the audit saw 0.749 kept there, with a band that excluded
-    what was observed. Now F = (20 + S)/21: pressure 0.033135, and the band reaches 0 (the
+    Then 20 of 20 candidates pass: F <= S kept it there (the audit's ledger: 0.749), with a
+    band that excluded what was observed. Now F = (20 + S)/21: pressure 0.033135, and the band reaches 0 (the
     observed 20/20)."""
     flips = {(1, 0), (2, 3), (3, 6), (4, 9), (5, 12), (1, 15), (2, 18), (3, 21)}
     history = [
