@@ -20,6 +20,7 @@ from pytest_hgd.summary import pressure_lines
 
 F = "pairs/call.hgd.yaml::"
 ROOT = Path(__file__).resolve().parent.parent
+MINUS, PRIME = "\u2212", "\u2032"  # as printed in the docs
 DELTA = {
     (True, True): "kept",
     (False, True): "fixed",
@@ -196,12 +197,12 @@ def test_worked_example_matches_the_hand_computation() -> None:
         "17/18 = 0.9444",
         f"57800/83349 = {float(survival):.4f}",
         f"= {float(f):.4f}",
-        f"pressure = 1 − {float(f):.4f} = {got['value']:.4f}",
+        f"pressure = 1 {MINUS} {float(f):.4f} = {got['value']:.4f}",
         f"band [{got['band'][0]:.3f}, {got['band'][1]:.3f}]",
         f"band [{got['survival']['band'][0]:.3f}, {got['survival']['band'][1]:.3f}]",
         f"Pressure becomes {probed['value']:.4f}",
         f"k = 2 + 25/27 = {float(passes_today):.4f}",
-        f"S′ = 59/63 · 50/63 · 25/27 = {float(s2):.4f}",
+        f"S{PRIME} = 59/63 · 50/63 · 25/27 = {float(s2):.4f}",
         f"pressure drops to {retired['value']:.4f}",
         "0.50 → 0.84 → 0.858203 → 0.6613",
     ):
