@@ -184,6 +184,95 @@ def simulation_rows(runs: int, seed: int, alpha: float, jobs: int) -> list[Row]:
         return [f.result() for f in futures]
 
 
+# -- (c) one-shot pairs in a sampled run, (d) the power of K = 3 -------------------------
+
+ONE_SHOT_PAIRS = 10
+ONE_SHOT_RATE = 0.97
+
+
+def one_shot_pairs_rows(
+    runs: int, seed: int, alpha: float, samples: int = 10
+) -> tuple[list[str], bool]:
+    """No-op runs of 190 pairs at K = ``samples`` and 10 pairs with ``samples: 1``, p = 0.97:
+    block rate with the one-shot pairs outside the family (the rule before issue 18) and
+    inside it (now), on the same draws; and whether the rate now is at most ``alpha``."""
+    rng = Random(f"{seed}/one-shot-pairs/{samples}")
+    sampled = _binomial_cdf(samples, ONE_SHOT_RATE)
+    single = _binomial_cdf(1, ONE_SHOT_RATE)
+    before = after = 0
+    for _ in range(runs):
+        pairs = [
+            (
+                PassCounts(bisect_left(sampled, rng.random()), samples),
+                PassCounts(bisect_left(sampled, rng.random()), samples),
+            )
+            for _ in range(PAIRS - ONE_SHOT_PAIRS)
+        ]
+        pairs += [
+            (
+                PassCounts(bisect_left(single, rng.random()), 1),
+                PassCounts(bisect_left(single, rng.random()), 1),
+            )
+            for _ in range(ONE_SHOT_PAIRS)
+        ]
+        before += any(d.delta == "regressed" for d in decide(pairs, alpha, one_shot=True))
+        after += any(d.delta == "regressed" for d in decide(pairs, alpha))
+    alone = 1.0 - (1.0 - ONE_SHOT_RATE * (1.0 - ONE_SHOT_RATE)) ** ONE_SHOT_PAIRS
+    lines = [
+        f"(c) one-shot pairs in a sampled run: {PAIRS - ONE_SHOT_PAIRS} pairs at K = {samples} "
+        f"and {ONE_SHOT_PAIRS} with samples: 1, all p = {ONE_SHOT_RATE:g}, no-op change",
+        f"{'rule':<44} {'runs':>5} {'blocked':>9} {'95 % CI':>15}",
+    ]
+    for name, blocks in (
+        ("one-shot rule outside the family (before)", before),
+        ("every pair in one family (now)", after),
+    ):
+        low, high = wilson_interval(blocks, runs)
+        lines.append(
+            f"{name:<44} {runs:>5} {_percent(blocks / runs):>9} {_interval(low, high):>15}"
+        )
+    lines.append(
+        f"the {ONE_SHOT_PAIRS} one-shot pairs alone, outside the family: "
+        f"1 - (1 - p(1 - p))^{ONE_SHOT_PAIRS} = {_percent(alone).strip()}"
+    )
+    met = after / runs <= alpha
+    lines.append(f"target: now <= {_percent(alpha).strip()}: {'met' if met else 'NOT met'}")
+    return lines, met
+
+
+def k3_detection(pairs: int, drops: int = 5, before: float = 0.95, after: float = 0.30) -> float:
+    """Exact chance that a K = 3 run blocks when ``drops`` of ``pairs`` fall from ``before``
+    to ``after`` (the rest stay at ``before``).
+
+    At K = 3 the only attainable p-value <= 0.05 is 1/20, that of 3/3 -> 0/3, and only tables
+    with 3 passes in 6 runs can reach it; each costs 1/20 of the budget, so one is rejected
+    only when it is the one such table in the run. P(block) = sum over pairs i of
+    P(i is 3/3 -> 0/3) * prod over j != i of P(j has no 3 passes in 6).
+    """
+
+    def three_of_six(base: float, cand: float) -> float:
+        return sum(
+            math.comb(3, x) * cand**x * (1 - cand) ** (3 - x)
+            * math.comb(3, 3 - x) * base ** (3 - x) * (1 - base) ** x
+            for x in range(4)
+        )  # fmt: skip
+
+    rates = [(before, after)] * drops + [(before, before)] * (pairs - drops)
+    free = [1.0 - three_of_six(b, c) for b, c in rates]
+    total = 0.0
+    for i, (base, cand) in enumerate(rates):
+        others = math.prod(free[:i]) * math.prod(free[i + 1 :])
+        total += base**3 * (1.0 - cand) ** 3 * others
+    return total
+
+
+def k3_rows() -> list[str]:
+    lines = ["(d) power at K = 3: 5 pairs drop from p = 0.95 to 0.30, the rest stay at 0.95"]
+    for pairs in (200, 500, 1000, 2000):
+        lines.append(f"  {pairs:>5} pairs: detection {_percent(k3_detection(pairs))} (exact)")
+    return lines
+
+
 # -- end to end: the real plugin ---------------------------------------------------------
 
 E2E_SAMPLE_SIZES = (1, 5, 10)
@@ -482,6 +571,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "agent's own draws"
         )
     for line in lines:
+        print(line)
+    one_shot_lines, one_shot_met = one_shot_pairs_rows(args.runs, args.seed, args.alpha)
+    all_met = all_met and one_shot_met
+    for line in one_shot_lines:
+        print(line)
+    for line in k3_rows():
         print(line)
     e2e = [r for r in rows if r.source == "e2e"]
     simulated_rows = {(r.scenario, r.samples): r for r in rows if r.source == "simulation"}

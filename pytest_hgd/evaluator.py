@@ -110,7 +110,9 @@ class Evaluator:
         self, batch: Sequence[tuple[str, Pair]], alpha: float, progress: Progress | None = None
     ) -> None:
         """Sampled gate: wait for every sample of the batch, then decide its pairs as one
-        family at level ``alpha`` (pairs whose agent calls failed are errors, not tested)."""
+        family at level ``alpha`` (pairs whose agent calls failed are errors, not tested). Every
+        pair with a baseline is in the family, one run a side included (it cannot be called
+        regressed there: see ``stats.decide``)."""
         pending = [
             f for node_id, pair in batch for fs in self.submit(node_id, pair).values() for f in fs
         ]
@@ -128,7 +130,9 @@ class Evaluator:
                 continue
             family.append(node_id)
             counts.append((_counts(baseline), stats.PassCounts(candidate.passes, candidate.runs)))
-        for node_id, sampled in zip(family, stats.decide(counts, alpha), strict=True):
+        for node_id, sampled in zip(
+            family, stats.decide(counts, alpha, one_shot=False), strict=True
+        ):
             self.decisions[node_id] = Decision(Delta(sampled.delta), sampled)
 
     def decision(

@@ -49,9 +49,13 @@ class PassCounts:
 class SampledDecision:
     """The delta of one pair, with the evidence behind it.
 
-    ``p_regress`` / ``p_fix`` are None when the pair was not tested (one run on each side, or
-    no baseline). ``threshold`` / ``fix_threshold`` are the corrected levels the pair's p-values
-    were held to: reject when ``p <= threshold``; 0.0 means no test in the family could reject.
+    ``p_regress`` / ``p_fix`` are None when the pair was not tested (no baseline, or the
+    one-shot rule of an unsampled run). ``threshold`` / ``fix_threshold`` are the corrected
+    levels the pair's p-values were held to: reject when ``p <= threshold``; 0.0 means no test
+    in the family could reject. ``testable`` is False when no test could call the pair: it was
+    not tested, or its run counts alone rule out significance at the family's alpha (one run
+    a side: the smallest p-value is 1/2), so it is in the families at no cost and can only be
+    ``kept`` or ``still_failing``.
     """
 
     delta: str
@@ -59,6 +63,7 @@ class SampledDecision:
     p_fix: float | None
     threshold: float
     fix_threshold: float = 0.0
+    testable: bool = True
 
 
 def wilson_interval(passes: int, runs: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -177,6 +182,15 @@ def _step_down(
         family = +family  # drop margins with no test left
 
 
+def testable(base: PassCounts, cand: PassCounts, alpha: float = DEFAULT_ALPHA) -> bool:
+    """True when these run counts allow a p-value <= ``alpha`` in either direction.
+
+    The smallest p-value over all margins is 1 / C(runs under both prompts, candidate runs)
+    (all baseline runs pass and no candidate run does, or the reverse): 1/2 at one run a side.
+    """
+    return math.comb(base.runs + cand.runs, cand.runs) * alpha >= 1.0
+
+
 def _one_shot(base: PassCounts, cand: PassCounts) -> str:
     """The core gate's rule for a single run under each prompt."""
     if base.passes:
@@ -185,21 +199,30 @@ def _one_shot(base: PassCounts, cand: PassCounts) -> str:
 
 
 def decide(
-    pairs: Sequence[tuple[PassCounts | None, PassCounts]], alpha: float = DEFAULT_ALPHA
+    pairs: Sequence[tuple[PassCounts | None, PassCounts]],
+    alpha: float = DEFAULT_ALPHA,
+    *,
+    one_shot: bool | None = None,
 ) -> list[SampledDecision]:
     """Delta of every pair from (baseline counts or None, candidate counts).
 
     ``alpha`` is the family-wise error rate of each family (regressions, fixes) over *these*
-    pairs; under xdist pass the worker's share (``split_alpha``). One run on each side follows
-    the one-shot rule; no baseline gives ``new_pass`` when the candidate passes at least half
-    its runs, else ``new_fail``.
+    pairs; under xdist pass the batch's share. Every pair with a baseline is in both families,
+    so the bound covers the whole run; a pair with one run a side is in them at no cost and
+    can never be significant (``testable`` False). ``one_shot=True`` instead takes pairs with
+    one run a side out of the families and gives them the core gate's one-shot table: that is
+    the unsampled gate, and the default when *every* pair has one run a side (None). No
+    baseline gives ``new_pass`` when the candidate passes at least half its runs, else
+    ``new_fail``.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if one_shot is None:
+        one_shot = all(c.runs == 1 and (b is None or b.runs == 1) for b, c in pairs)
     tested = [
         (i, base, cand)
         for i, (base, cand) in enumerate(pairs)
-        if base is not None and not (base.runs == 1 and cand.runs == 1)
+        if base is not None and not (one_shot and base.runs == 1 and cand.runs == 1)
     ]
     regress_tests = [(_margins(c, b), fisher_one_sided_less(c, b)) for _, b, c in tested]
     fix_tests = [(_margins(c, b), fisher_one_sided_greater(c, b)) for _, b, c in tested]
@@ -222,7 +245,12 @@ def decide(
         else:
             delta = "kept"
         decisions[i] = SampledDecision(
-            delta, regress_tests[j][1], fix_tests[j][1], regress_levels[j], fix_levels[j]
+            delta,
+            regress_tests[j][1],
+            fix_tests[j][1],
+            regress_levels[j],
+            fix_levels[j],
+            testable(base, cand, alpha),
         )
     for i, (maybe_base, cand) in enumerate(pairs):
         if i in decisions:
@@ -231,7 +259,7 @@ def decide(
             delta = "new_pass" if cand.mostly_passes else "new_fail"
         else:
             delta = _one_shot(maybe_base, cand)
-        decisions[i] = SampledDecision(delta, None, None, *untested_levels)
+        decisions[i] = SampledDecision(delta, None, None, *untested_levels, testable=False)
     return [decisions[i] for i in range(len(pairs))]
 
 
