@@ -47,8 +47,12 @@ from typing import Any
 
 from pytest_hgd.stats import (
     DEFAULT_ALPHA,
+    MAX_POOL,
+    POOL_GROWTH,
     PassCounts,
+    close,
     decide,
+    decide_pooled,
     fisher_one_sided_less,
     wilson_interval,
 )
@@ -270,6 +274,195 @@ def k3_rows() -> list[str]:
     lines = ["(d) power at K = 3: 5 pairs drop from p = 0.95 to 0.30, the rest stay at 0.95"]
     for pairs in (200, 500, 1000, 2000):
         lines.append(f"  {pairs:>5} pairs: detection {_percent(k3_detection(pairs))} (exact)")
+    return lines
+
+
+# -- (e) one cached baseline, reused run after run -----------------------------------------
+
+CACHES = 30
+CACHE_RUNS = 5
+CACHE_SAMPLES = 10
+CACHE_MIX = (2.0, 0.5)  # Beta(a, b) of the pairs' pass rates
+CACHE_TARGET = (0.05, 0.08)  # by the last run: mean and worst over the caches
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    """Block rates conditional on each of ``CACHES`` caches, at one run of their use."""
+
+    rule: str
+    run: int  # 1 = the first run that reuses the cache
+    rates: tuple[float, ...]  # one per cache
+    fresh: float  # mean fresh baseline samples drawn per run (pool growth)
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.rates) / len(self.rates)
+
+    @property
+    def worst(self) -> float:
+        return max(self.rates)
+
+
+def _cache_run(
+    rng: Random,
+    cand_cdfs: Sequence[list[float]],
+    grow_cdfs: Sequence[list[float]],
+    pool: list[tuple[int, int]],
+    alpha: float,
+    grow: bool,
+    estimate: bool,
+) -> tuple[bool, list[tuple[int, int]], int]:
+    """One no-op gate run on the cached baseline ``pool`` (passes, runs per pair): whether it
+    blocked, the pool afterwards and the fresh baseline samples it drew. With ``grow`` it is
+    the plugin's rule: close pairs (``stats.close``) draw K fresh baseline samples (up to
+    ``MAX_POOL`` K) and ``decide_pooled`` decides (first look, pooled look, confirmation). With ``estimate`` (a draw for the
+    conditional rate, not the cache's own next run) a first look without a regression ends
+    the run at once: it cannot block."""
+    samples = CACHE_SAMPLES
+    first = [
+        (PassCounts(*base), PassCounts(bisect_left(cdf, rng.random()), samples))
+        for base, cdf in zip(pool, cand_cdfs, strict=True)
+    ]
+    decisions = decide(first, alpha, one_shot=False)
+    regressed = any(d.delta == "regressed" for d in decisions)
+    if not grow or (estimate and not regressed):
+        return regressed, pool, 0
+    step = POOL_GROWTH * samples
+    grown = list(pool)
+    fresh: list[PassCounts | None] = [None] * len(pool)
+    for i, decision in enumerate(decisions):
+        if close(decision, alpha) and pool[i][1] + step <= MAX_POOL * samples:
+            drawn = PassCounts(bisect_left(grow_cdfs[i], rng.random()), step)
+            fresh[i] = drawn
+            grown[i] = (pool[i][0] + drawn.passes, pool[i][1] + step)
+    calls = sum(g[1] - b[1] for g, b in zip(grown, pool, strict=True))
+    if not calls:
+        return regressed, pool, 0
+    pooled = [(PassCounts(*base), cand) for base, (_, cand) in zip(grown, first, strict=True)]
+    blocked = any(d.delta == "regressed" for d in decide_pooled(first, pooled, fresh, alpha))
+    return blocked, grown, calls
+
+
+def cache_trajectory(
+    cache: int, draws: int, seed: int, alpha: float
+) -> tuple[float, list[float], list[int]]:
+    """One cache of ``CACHE_SAMPLES`` baseline samples per pair, reused for ``CACHE_RUNS``
+    runs: the block rate conditional on it as it is (no growth: the same at every run), and,
+    with pool growth, the rate conditional on the cache as it stands before each run, each
+    from ``draws`` candidate draws; and the fresh baseline samples each real run drew."""
+    rng = Random(f"{seed}/cache/{cache}")
+    rates = [rng.betavariate(*CACHE_MIX) for _ in range(PAIRS)]
+    cand_cdfs = [_binomial_cdf(CACHE_SAMPLES, p) for p in rates]
+    grow_cdfs = [_binomial_cdf(POOL_GROWTH * CACHE_SAMPLES, p) for p in rates]
+    pool = [(bisect_left(cdf, rng.random()), CACHE_SAMPLES) for cdf in cand_cdfs]
+    estimates = Random(f"{seed}/cache/{cache}/as-is")
+    as_is = sum(
+        _cache_run(estimates, cand_cdfs, grow_cdfs, pool, alpha, False, True)[0]
+        for _ in range(draws)
+    )
+    conditional, fresh = [], []
+    for run in range(CACHE_RUNS):
+        estimates = Random(f"{seed}/cache/{cache}/{run}")
+        blocks = sum(
+            _cache_run(estimates, cand_cdfs, grow_cdfs, pool, alpha, True, True)[0]
+            for _ in range(draws)
+        )
+        conditional.append(blocks / draws)
+        _, pool, drawn = _cache_run(rng, cand_cdfs, grow_cdfs, pool, alpha, True, False)
+        fresh.append(drawn)
+    return as_is / draws, conditional, fresh
+
+
+def cache_rows(draws: int, seed: int, alpha: float, jobs: int) -> list[CacheRow]:
+    """Conditional-on-cache rows: the cache reused as is, then each run with pool growth."""
+    if jobs <= 1:
+        results = [cache_trajectory(c, draws, seed, alpha) for c in range(CACHES)]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(cache_trajectory, c, draws, seed, alpha) for c in range(CACHES)]
+            results = [f.result() for f in futures]
+    rows = [CacheRow("reused as is (before)", 0, tuple(r[0] for r in results), 0.0)]
+    for run in range(CACHE_RUNS):
+        fresh = math.fsum(r[2][run] for r in results) / CACHES
+        rows.append(
+            CacheRow("grow and confirm (now)", run + 1, tuple(r[1][run] for r in results), fresh)
+        )
+    return rows
+
+
+def cached_detection(samples: int, runs: int, seed: int, alpha: float) -> tuple[int, int]:
+    """Scenario (b) with the baseline's K samples taken from a cache (a new one each run, so
+    no luck carries over): blocks before (no growth) and now (growth and confirmation)."""
+    rng = Random(f"{seed}/cached-drop/{samples}")
+    scenario = SCENARIOS[-1]
+    base_cdfs = [_binomial_cdf(samples, p) for p in scenario.baseline]
+    cand_cdfs = [_binomial_cdf(samples, p) for p in scenario.candidate]
+    grow_cdfs = [_binomial_cdf(POOL_GROWTH * samples, p) for p in scenario.baseline]
+    before = after = 0
+    for _ in range(runs):
+        pool = [(bisect_left(cdf, rng.random()), samples) for cdf in base_cdfs]
+        first = [
+            (PassCounts(*base), PassCounts(bisect_left(cdf, rng.random()), samples))
+            for base, cdf in zip(pool, cand_cdfs, strict=True)
+        ]
+        decisions = decide(first, alpha, one_shot=False)
+        before += any(d.delta == "regressed" for d in decisions)
+        fresh = [
+            PassCounts(bisect_left(cdf, rng.random()), POOL_GROWTH * samples)
+            if close(d, alpha)
+            else None
+            for d, cdf in zip(decisions, grow_cdfs, strict=True)
+        ]
+        pooled = [
+            (b if f is None else PassCounts(b.passes + f.passes, b.runs + f.runs), c)
+            for (b, c), f in zip(first, fresh, strict=True)
+        ]
+        looks = decide_pooled(first, pooled, fresh, alpha)
+        after += any(d.delta == "regressed" for d in looks)
+    return before, after
+
+
+def render_cache_rows(rows: Sequence[CacheRow], draws: int) -> tuple[list[str], bool]:
+    """The (e) section's lines, and whether the last run meets ``CACHE_TARGET``."""
+    mean_target, worst_target = CACHE_TARGET
+    calls = 2 * PAIRS * CACHE_SAMPLES
+    lines = [
+        f"(e) one cached baseline reused run after run: {CACHES} caches of {PAIRS} pairs, "
+        f"K = {CACHE_SAMPLES}, rates from Beta{CACHE_MIX}, no-op change; block rate "
+        f"conditional on each cache, {draws} candidate draws per cache and run",
+        f"{'rule':<30} {'run':>4} {'mean':>8} {'worst':>8} {'> 5 %':>6} {'fresh':>7}  target",
+    ]
+    met = True
+    for row in rows:
+        over = sum(rate > 0.05 for rate in row.rates)
+        target = ""
+        if row.run == CACHE_RUNS:
+            met = row.mean <= mean_target and row.worst <= worst_target
+            target = (
+                f"mean <= {_percent(mean_target).strip()}, worst <= "
+                f"{_percent(worst_target).strip()}: {'met' if met else 'NOT met'}"
+            )
+        run = "1-5" if row.run == 0 else str(row.run)
+        lines.append(
+            f"{row.rule:<30} {run:>4} {_percent(row.mean):>8} {_percent(row.worst):>8} "
+            f"{over:>3}/{len(row.rates):<2} {row.fresh:>7.1f}  {target}".rstrip()
+        )
+    lines.append(
+        f"fresh: mean fresh baseline samples the cache's own run drew (of {calls} per run "
+        f"with nothing cached)"
+    )
+    return lines, met
+
+
+def render_cached_detection(runs: int, seed: int, alpha: float) -> list[str]:
+    lines = [f"(e) detection, {SCENARIOS[-1].description[4:]}, baseline samples from a cache"]
+    for samples in (5, 10):
+        before, after = cached_detection(samples, runs, seed, alpha)
+        lines.append(
+            f"  K = {samples:>2}: before {_percent(before / runs)}, now {_percent(after / runs)} "
+            f"({runs} runs)"
+        )
     return lines
 
 
@@ -544,12 +737,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also run every scenario through the real plugin (120 pytest runs, minutes)",
     )
     parser.add_argument("--e2e-runs", type=int, default=10, help="real gate runs per e2e row")
+    parser.add_argument(
+        "--cache-draws",
+        type=int,
+        default=400,
+        help="candidate draws per cache and run for the conditional-on-cache rows (0: skip)",
+    )
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.e2e_runs < 1:
-        parser.error("--runs and --e2e-runs must be >= 1")
+    if args.runs < 1 or args.e2e_runs < 1 or args.cache_draws < 0:
+        parser.error("--runs and --e2e-runs must be >= 1, --cache-draws >= 0")
 
     started = time.perf_counter()
     rows = simulation_rows(args.runs, args.seed, args.alpha, args.jobs)
+    one_shot_lines, one_shot_met = one_shot_pairs_rows(args.runs, args.seed, args.alpha)
+    cache_lines: list[str] = []
+    cache_met = True
+    if args.cache_draws:
+        cache = cache_rows(args.cache_draws, args.seed, args.alpha, args.jobs)
+        cache_lines, cache_met = render_cache_rows(cache, args.cache_draws)
+        cache_lines += render_cached_detection(args.runs, args.seed, args.alpha)
     sim_seconds = time.perf_counter() - started
     if args.e2e:
         rows += e2e_rows(args.e2e_runs, args.seed, args.alpha, args.jobs)
@@ -572,11 +778,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     for line in lines:
         print(line)
-    one_shot_lines, one_shot_met = one_shot_pairs_rows(args.runs, args.seed, args.alpha)
-    all_met = all_met and one_shot_met
-    for line in one_shot_lines:
-        print(line)
-    for line in k3_rows():
+    all_met = all_met and one_shot_met and cache_met
+    for line in [*one_shot_lines, *k3_rows(), *cache_lines]:
         print(line)
     e2e = [r for r in rows if r.source == "e2e"]
     simulated_rows = {(r.scenario, r.samples): r for r in rows if r.source == "simulation"}
