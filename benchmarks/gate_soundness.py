@@ -14,7 +14,15 @@ plugin reports and must reproduce every pair's delta and p-values exactly, and t
 be the agent's known draws. The e2e block rate should agree with the simulated one (their
 Wilson 95 % intervals overlap).
 
-    python benchmarks/gate_soundness.py                # simulation: 2000 runs per row, ~22 s
+Further sections, simulated with the plugin's own functions: (c) ten ``samples: 1`` pairs in
+a sampled run, with the rule before issue 18 (one-shot pairs outside the family) and now;
+(d) the exact detection rate at K = 3 for 200 to 2000 pairs; (e) one cached baseline reused
+run after run: the no-op block rate conditional on each of 30 caches, reused as is and with
+the pool growth and confirmation of ``stats.decide_pooled``, at each of 5 consecutive runs
+(mean and worst over the caches), and detection when the baseline comes from a cache.
+
+    python benchmarks/gate_soundness.py                # simulation, ~100 s on 2 cores
+    python benchmarks/gate_soundness.py --cache-draws 0  # without (e): ~25 s
     python benchmarks/gate_soundness.py --e2e          # and 10 real gate runs per row, minutes
     python benchmarks/gate_soundness.py --runs 200 --e2e --e2e-runs 20 --jobs 1
 

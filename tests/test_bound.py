@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from conftest import Gate, conversation
 from hypothesis import given
 from hypothesis import strategies as st
@@ -251,3 +252,97 @@ def test_a_reused_lucky_cache_no_longer_blocks_no_op_runs() -> None:
     grown = _conditional_rates(random.Random(1), rates, pool, 80, grow=True)
     assert min(as_is) >= 0.25
     assert max(grown) <= 0.125
+
+
+# The baseline's answer for the pair "lucky" comes from a file, so a test can end the luck
+# of the replies in the cache (the cache key holds this module's source, not the file).
+PHASE_AGENT = """
+import json, pathlib, threading
+HERE = pathlib.Path(__file__).parent
+_lock = threading.Lock()
+
+def reply(prompt, messages):
+    with _lock, (HERE / "calls.jsonl").open("a", encoding="utf-8") as log:
+        log.write(json.dumps({"prompt": prompt, "messages": messages}) + "\\n")
+    if messages[-1]["content"] != "lucky":
+        return "good"
+    if prompt.startswith("CANDIDATE"):
+        return "bad"
+    return (HERE / "baseline_says.txt").read_text(encoding="utf-8").strip()
+"""
+
+
+def _phase_suite(hgd: Gate, baseline_says: str) -> tuple[str, ...]:
+    hgd.pytester.makepyfile(phase_agent=PHASE_AGENT)
+    (hgd.path / "baseline_says.txt").write_text(baseline_says, encoding="utf-8")
+    (hgd.path / "base.txt").write_text("BASELINE prompt", encoding="utf-8")
+    (hgd.path / "cand.txt").write_text("CANDIDATE prompt", encoding="utf-8")
+    ids = ["lucky", "a", "b", "c"]
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(*({"id": key, "customer": key, "checks": CHECK} for key in ids)),
+    )
+    return (
+        "--hgd-agent=phase_agent:reply",
+        "--hgd-baseline=base.txt",
+        "--hgd-candidate=cand.txt",
+        "--hgd-report=report.json",
+        "--hgd-samples=5",
+    )
+
+
+def _lucky(hgd: Gate) -> dict[str, object]:
+    (pair,) = [p for p in hgd.report()["pairs"] if p["id"].endswith("::lucky")]
+    return {
+        "delta": pair["delta"],
+        "baseline": (pair["baseline"]["passes"], pair["baseline"]["runs"]),
+        "called": pair["baseline"]["called"],
+    }
+
+
+@pytest.mark.parametrize("workers", [(), ("-p", "xdist", "-n", "2")], ids=["serial", "xdist"])
+def test_a_lucky_cached_baseline_is_confirmed_by_fresh_samples_end_to_end(
+    hgd: Gate, workers: tuple[str, ...]
+) -> None:
+    """Run 1 caches 5/5 for the baseline; then its luck ends. Run 2 reuses the cache: 5/5 vs
+    0/5 is close, so 5 fresh baseline samples are drawn (0/5): the pool is 5/10, the fresh
+    samples alone do not confirm the drop, and the pair is kept. Run 3 decides on the pool
+    from the cache (5/10 vs 0/5, p = 0.084: not close) with no agent call."""
+    if workers:
+        pytest.importorskip("xdist")
+    args = (*_phase_suite(hgd, "good"), *workers)
+    hgd.run(*args).assert_outcomes(passed=3, failed=1)  # fresh baseline: nothing reused
+    assert _lucky(hgd) == {"delta": "regressed", "baseline": (5, 5), "called": 5}
+    assert len(hgd.calls()) == 40
+    (hgd.path / "baseline_says.txt").write_text("bad", encoding="utf-8")
+    hgd.reset_calls()
+    hgd.run(*args).assert_outcomes(passed=4)
+    assert _lucky(hgd) == {"delta": "kept", "baseline": (5, 10), "called": 5}
+    calls = hgd.calls()
+    assert len(calls) == 5
+    assert {(c["prompt"], c["messages"][-1]["content"]) for c in calls} == {
+        ("BASELINE prompt", "lucky")
+    }
+    hgd.reset_calls()
+    hgd.run(*args).assert_outcomes(passed=4)
+    assert _lucky(hgd) == {"delta": "kept", "baseline": (5, 10), "called": 0}
+    assert hgd.calls() == []
+    # The unsampled gate reads sample 0 only: its one-shot table and cache are unchanged.
+    one_shot = [a for a in args if not a.startswith("--hgd-samples")]
+    hgd.run(*one_shot).assert_outcomes(passed=3, failed=1)
+    assert _lucky(hgd) == {"delta": "regressed", "baseline": (1, 1), "called": 0}
+    assert hgd.calls() == []
+
+
+def test_a_real_drop_is_confirmed_end_to_end(hgd: Gate) -> None:
+    """The baseline really passes: the fresh samples (5/5) confirm 5/5 -> 0/5, and the pool
+    grows by 5 on each run the drop stays close (10, then 15)."""
+    args = _phase_suite(hgd, "good")
+    hgd.run(*args).assert_outcomes(passed=3, failed=1)
+    hgd.reset_calls()
+    result = hgd.run(*args)
+    result.assert_outcomes(passed=3, failed=1)
+    assert _lucky(hgd) == {"delta": "regressed", "baseline": (10, 10), "called": 5}
+    hgd.run(*args).assert_outcomes(passed=3, failed=1)
+    assert _lucky(hgd) == {"delta": "regressed", "baseline": (15, 15), "called": 5}
+    assert len(hgd.calls()) == 10
