@@ -21,7 +21,7 @@ run after run: the no-op block rate conditional on each of 30 caches, reused as 
 the pool growth and confirmation of ``stats.decide_pooled``, at each of 5 consecutive runs
 (mean and worst over the caches), and detection when the baseline comes from a cache.
 
-    python benchmarks/gate_soundness.py                # simulation, ~100 s on 2 cores
+    python benchmarks/gate_soundness.py                # simulation, 100-150 s on 2 cores
     python benchmarks/gate_soundness.py --cache-draws 0  # without (e): ~25 s
     python benchmarks/gate_soundness.py --e2e          # and 10 real gate runs per row, minutes
     python benchmarks/gate_soundness.py --runs 200 --e2e --e2e-runs 20 --jobs 1
