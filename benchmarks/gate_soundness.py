@@ -23,6 +23,10 @@ the pool growth and confirmation of ``stats.decide_pooled``, at each of 5 consec
 
     python benchmarks/gate_soundness.py                # simulation, 100-150 s on 2 cores
     python benchmarks/gate_soundness.py --cache-draws 0  # without (e): ~25 s
+
+With ``--e2e``, section (e) also runs ``--e2e-caches`` caches (default 3) through the real
+plugin with its reply cache on: each reused run's report must be reproduced exactly by
+``decide_pooled`` from the pools before and after it.
     python benchmarks/gate_soundness.py --e2e          # and 10 real gate runs per row, minutes
     python benchmarks/gate_soundness.py --runs 200 --e2e --e2e-runs 20 --jobs 1
 
@@ -53,6 +57,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+import pytest_hgd
 from pytest_hgd.stats import (
     DEFAULT_ALPHA,
     MAX_POOL,
@@ -579,6 +584,15 @@ def _disagreement(
     return None
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a pytest child: only pytest-hgd (other installed plugins' hooks are
+    not part of the gate), imported from where this benchmark imports it (a worktree on
+    PYTHONPATH, not whichever checkout is installed)."""
+    package_root = str(Path(pytest_hgd.__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": path}
+
+
 def e2e_run(
     scenario: Scenario, samples: int, run: int, seed: int, alpha: float, directory: Path
 ) -> tuple[bool, str | None, str]:
@@ -593,10 +607,14 @@ def e2e_run(
         f"--hgd-concurrency={E2E_CONCURRENCY}", "--hgd-report=report.json",
         "-p", "no:cacheprovider", "-q",
     ]  # fmt: skip
-    # Only pytest-hgd: other installed plugins' hooks are not part of the gate.
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     done = subprocess.run(
-        command, cwd=directory, env=env, capture_output=True, text=True, timeout=300, check=False
+        command,
+        cwd=directory,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     report_path = directory / "report.json"
     if done.returncode not in (0, 1) or not report_path.exists():
@@ -652,6 +670,131 @@ def e2e_rows(runs: int, seed: int, alpha: float, jobs: int) -> list[Row]:
             )
         )
     return rows
+
+
+def _pytest_gate(directory: Path, samples: int, alpha: float, *extra: str) -> tuple[int, str]:
+    """Run ``pytest --hgd`` in ``directory``: its exit status and the tail of its output."""
+    command = [
+        sys.executable, "-m", "pytest", "-p", "pytest_hgd.plugin", "--hgd",
+        "--hgd-agent=agent:reply", "--hgd-baseline=base.txt", "--hgd-candidate=cand.txt",
+        f"--hgd-samples={samples}", f"--hgd-alpha={alpha}", "--hgd-no-ledger",
+        f"--hgd-concurrency={E2E_CONCURRENCY}", "--hgd-report=report.json",
+        "-p", "no:cacheprovider", "-q", *extra,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=directory,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done.returncode, " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+
+
+def e2e_cache_trajectory(
+    cache: int, runs: int, seed: int, alpha: float, directory: Path
+) -> tuple[int, int, list[str], int]:
+    """One cache through the real plugin, its reply cache on: run 0 draws the baseline (K =
+    ``CACHE_SAMPLES``, rates from Beta``CACHE_MIX``), runs 1..``runs`` reuse it, each with a
+    new candidate prompt (so fresh candidate draws) and a new agent seed. Each reused run's
+    report must be reproduced by ``decide_pooled`` from the previous run's pools (the first
+    look), this run's pools and the difference (the fresh samples), and the candidate and
+    fresh baseline counts must be the agent's own draws. Returns (blocked runs, runs
+    reproduced, problems, fresh baseline calls)."""
+    rng = Random(f"{seed}/e2e-cache/{cache}")
+    rates = tuple(rng.betavariate(*CACHE_MIX) for _ in range(PAIRS))
+    directory.mkdir()
+    _write_suite(directory, Scenario(f"cache-{cache}", "", rates, rates, False), "")
+    samples = CACHE_SAMPLES
+    blocks = agreed = fresh_calls = 0
+    problems: list[str] = []
+    before: list[PassCounts] | None = None
+    for run in range(runs + 1):
+        run_seed = f"{seed}/e2e-cache/{cache}/{run}"
+        candidate = f"{CANDIDATE_PROMPT}(candidate {run})\n"
+        (directory / "cand.txt").write_text(candidate)
+        config = {"seed": run_seed, "rates": {BASELINE_PROMPT: rates, candidate: rates}}
+        (directory / "rates.json").write_text(json.dumps(config))
+        status, tail = _pytest_gate(directory, samples, alpha)
+        if status not in (0, 1) or not (directory / "report.json").exists():
+            problems.append(f"{run_seed}: pytest exited {status}: {tail}")
+            return blocks, agreed, problems, fresh_calls
+        report = json.loads((directory / "report.json").read_text())
+        pairs = sorted(report["pairs"], key=lambda p: int(str(p["id"]).rpartition("::p")[2]))
+        pools = [PassCounts(p["baseline"]["passes"], p["baseline"]["runs"]) for p in pairs]
+        cands = [PassCounts(p["candidate"]["passes"], p["candidate"]["runs"]) for p in pairs]
+        problem = None
+        if len(pairs) != PAIRS or report["counts"]["error"]:
+            problem = f"{len(pairs)} pairs, {report['counts']['error']} errors"
+        elif before is None:  # the cache's first run: every sample fresh, decide() decides
+            first = list(zip(pools, cands, strict=True))
+            decisions = decide(first, alpha)
+            drawn = [(_known_passes(run_seed, BASELINE_PROMPT, i, r, samples), samples)
+                     for i, r in enumerate(rates)]  # fmt: skip
+            if [(b.passes, b.runs) for b in pools] != drawn:
+                problem = "baseline counts are not the agent's draws"
+        else:
+            first = list(zip(before, cands, strict=True))
+            fresh: list[PassCounts | None] = []
+            for i, (old, new) in enumerate(zip(before, pools, strict=True)):
+                step = new.runs - old.runs
+                drew = PassCounts(new.passes - old.passes, step) if step else None
+                known = _known_passes(run_seed, BASELINE_PROMPT, i, rates[i], step)
+                if drew is not None and (step != samples or drew.passes != known):
+                    problem = f"pair {i}: fresh baseline {drew}, the agent drew {known}/{step}"
+                fresh.append(drew)
+                fresh_calls += step
+            pooled = list(zip(pools, cands, strict=True))
+            decisions = decide_pooled(first, pooled, fresh, alpha)
+        for i, (pair, cand) in enumerate(zip(pairs, cands, strict=True)):
+            known = _known_passes(run_seed, candidate, i, rates[i], samples)
+            if problem is None and (cand.passes, cand.runs) != (known, samples):
+                problem = f"{pair['id']}: candidate {cand}, the agent drew {known}/{samples}"
+        if problem is None:
+            for pair, ours in zip(pairs, decisions, strict=True):
+                theirs = (pair["delta"], pair.get("p_value"), pair.get("p_fix"))
+                if theirs != (ours.delta, ours.p_regress, ours.p_fix):
+                    problem = f"{pair['id']}: plugin {theirs}, ours {ours}"
+                    break
+        blocked = report["verdict"] == "fail"
+        if problem is None and blocked != (report["counts"]["regressed"] > 0):
+            problem = f"verdict {report['verdict']} with {report['counts']['regressed']} regressed"
+        if problem is not None:
+            problems.append(f"{run_seed}: {problem}")
+        elif run:
+            agreed += 1
+        blocks += blocked if run else 0
+        before = pools
+    return blocks, agreed, problems, fresh_calls
+
+
+def e2e_cache_lines(
+    caches: int, runs: int, seed: int, alpha: float, jobs: int
+) -> tuple[list[str], bool]:
+    """Section (e) through the real plugin: lines, and whether every run was reproduced."""
+    with (
+        tempfile.TemporaryDirectory(prefix="hgd-soundness-cache-") as tmp,
+        ThreadPoolExecutor(max_workers=max(1, jobs)) as pool,
+    ):
+        futures = [
+            pool.submit(e2e_cache_trajectory, c, runs, seed, alpha, Path(tmp) / f"cache-{c}")
+            for c in range(caches)
+        ]
+        results = [f.result() for f in futures]
+    total = caches * runs
+    blocks = sum(r[0] for r in results)
+    agreed = sum(r[1] for r in results)
+    fresh = sum(r[3] for r in results)
+    lines = [
+        f"(e) e2e: {caches} caches through pytest --hgd with its reply cache, {runs} reused "
+        f"runs each (K = {CACHE_SAMPLES}, a new candidate each run)",
+        f"  blocked {blocks}/{total} no-op runs; decide_pooled() reproduced {agreed}/{total} "
+        f"runs; {fresh / total:.1f} fresh baseline calls per run",
+    ]
+    lines += [f"DISAGREE {problem}" for r in results for problem in r[2]]
+    return lines, agreed == total
 
 
 def rates_agree(e2e: Row, simulated: Row) -> bool:
@@ -746,6 +889,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--e2e-runs", type=int, default=10, help="real gate runs per e2e row")
     parser.add_argument(
+        "--e2e-caches",
+        type=int,
+        default=3,
+        help="with --e2e: caches run through the plugin with its reply cache (0: none)",
+    )
+    parser.add_argument(
         "--cache-draws",
         type=int,
         default=400,
@@ -767,6 +916,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim_seconds = time.perf_counter() - started
     if args.e2e:
         rows += e2e_rows(args.e2e_runs, args.seed, args.alpha, args.jobs)
+    if args.e2e and args.e2e_caches > 0:
+        e2e_cache, e2e_cache_met = e2e_cache_lines(
+            args.e2e_caches, CACHE_RUNS, args.seed, args.alpha, args.jobs
+        )
+        cache_lines += e2e_cache
+        cache_met = cache_met and e2e_cache_met
     elapsed = time.perf_counter() - started
     lines, all_met = render_table(rows)
     print(
