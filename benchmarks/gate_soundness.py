@@ -14,7 +14,19 @@ plugin reports and must reproduce every pair's delta and p-values exactly, and t
 be the agent's known draws. The e2e block rate should agree with the simulated one (their
 Wilson 95 % intervals overlap).
 
-    python benchmarks/gate_soundness.py                # simulation: 2000 runs per row, ~22 s
+Further sections, simulated with the plugin's own functions: (c) ten ``samples: 1`` pairs in
+a sampled run, with the rule before issue 18 (one-shot pairs outside the family) and now;
+(d) the exact detection rate at K = 3 for 200 to 2000 pairs; (e) one cached baseline reused
+run after run: the no-op block rate conditional on each of 30 caches, reused as is and with
+the pool growth and confirmation of ``stats.decide_pooled``, at each of 5 consecutive runs
+(mean and worst over the caches), and detection when the baseline comes from a cache.
+
+    python benchmarks/gate_soundness.py                # simulation, 100-150 s on 2 cores
+    python benchmarks/gate_soundness.py --cache-draws 0  # without (e): ~25 s
+
+With ``--e2e``, section (e) also runs ``--e2e-caches`` caches (default 3) through the real
+plugin with its reply cache on: each reused run's report must be reproduced exactly by
+``decide_pooled`` from the pools before and after it.
     python benchmarks/gate_soundness.py --e2e          # and 10 real gate runs per row, minutes
     python benchmarks/gate_soundness.py --runs 200 --e2e --e2e-runs 20 --jobs 1
 
@@ -45,10 +57,15 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+import pytest_hgd
 from pytest_hgd.stats import (
     DEFAULT_ALPHA,
+    MAX_POOL,
+    POOL_GROWTH,
     PassCounts,
+    close,
     decide,
+    decide_pooled,
     fisher_one_sided_less,
     wilson_interval,
 )
@@ -184,6 +201,284 @@ def simulation_rows(runs: int, seed: int, alpha: float, jobs: int) -> list[Row]:
         return [f.result() for f in futures]
 
 
+# -- (c) one-shot pairs in a sampled run, (d) the power of K = 3 -------------------------
+
+ONE_SHOT_PAIRS = 10
+ONE_SHOT_RATE = 0.97
+
+
+def one_shot_pairs_rows(
+    runs: int, seed: int, alpha: float, samples: int = 10
+) -> tuple[list[str], bool]:
+    """No-op runs of 190 pairs at K = ``samples`` and 10 pairs with ``samples: 1``, p = 0.97:
+    block rate with the one-shot pairs outside the family (the rule before issue 18) and
+    inside it (now), on the same draws; and whether the rate now is at most ``alpha``."""
+    rng = Random(f"{seed}/one-shot-pairs/{samples}")
+    sampled = _binomial_cdf(samples, ONE_SHOT_RATE)
+    single = _binomial_cdf(1, ONE_SHOT_RATE)
+    before = after = 0
+    for _ in range(runs):
+        pairs = [
+            (
+                PassCounts(bisect_left(sampled, rng.random()), samples),
+                PassCounts(bisect_left(sampled, rng.random()), samples),
+            )
+            for _ in range(PAIRS - ONE_SHOT_PAIRS)
+        ]
+        pairs += [
+            (
+                PassCounts(bisect_left(single, rng.random()), 1),
+                PassCounts(bisect_left(single, rng.random()), 1),
+            )
+            for _ in range(ONE_SHOT_PAIRS)
+        ]
+        before += any(d.delta == "regressed" for d in decide(pairs, alpha, one_shot=True))
+        after += any(d.delta == "regressed" for d in decide(pairs, alpha))
+    alone = 1.0 - (1.0 - ONE_SHOT_RATE * (1.0 - ONE_SHOT_RATE)) ** ONE_SHOT_PAIRS
+    lines = [
+        f"(c) one-shot pairs in a sampled run: {PAIRS - ONE_SHOT_PAIRS} pairs at K = {samples} "
+        f"and {ONE_SHOT_PAIRS} with samples: 1, all p = {ONE_SHOT_RATE:g}, no-op change",
+        f"{'rule':<44} {'runs':>5} {'blocked':>9} {'95 % CI':>15}",
+    ]
+    for name, blocks in (
+        ("one-shot rule outside the family (before)", before),
+        ("every pair in one family (now)", after),
+    ):
+        low, high = wilson_interval(blocks, runs)
+        lines.append(
+            f"{name:<44} {runs:>5} {_percent(blocks / runs):>9} {_interval(low, high):>15}"
+        )
+    lines.append(
+        f"the {ONE_SHOT_PAIRS} one-shot pairs alone, outside the family: "
+        f"1 - (1 - p(1 - p))^{ONE_SHOT_PAIRS} = {_percent(alone).strip()}"
+    )
+    met = after / runs <= alpha
+    lines.append(f"target: now <= {_percent(alpha).strip()}: {'met' if met else 'NOT met'}")
+    return lines, met
+
+
+def k3_detection(pairs: int, drops: int = 5, before: float = 0.95, after: float = 0.30) -> float:
+    """Exact chance that a K = 3 run blocks when ``drops`` of ``pairs`` fall from ``before``
+    to ``after`` (the rest stay at ``before``).
+
+    At K = 3 the only attainable p-value <= 0.05 is 1/20, that of 3/3 -> 0/3, and only tables
+    with 3 passes in 6 runs can reach it; each costs 1/20 of the budget, so one is rejected
+    only when it is the one such table in the run. P(block) = sum over pairs i of
+    P(i is 3/3 -> 0/3) * prod over j != i of P(j has no 3 passes in 6).
+    """
+
+    def three_of_six(base: float, cand: float) -> float:
+        return sum(
+            math.comb(3, x) * cand**x * (1 - cand) ** (3 - x)
+            * math.comb(3, 3 - x) * base ** (3 - x) * (1 - base) ** x
+            for x in range(4)
+        )  # fmt: skip
+
+    rates = [(before, after)] * drops + [(before, before)] * (pairs - drops)
+    free = [1.0 - three_of_six(b, c) for b, c in rates]
+    total = 0.0
+    for i, (base, cand) in enumerate(rates):
+        others = math.prod(free[:i]) * math.prod(free[i + 1 :])
+        total += base**3 * (1.0 - cand) ** 3 * others
+    return total
+
+
+def k3_rows() -> list[str]:
+    lines = ["(d) power at K = 3: 5 pairs drop from p = 0.95 to 0.30, the rest stay at 0.95"]
+    for pairs in (200, 500, 1000, 2000):
+        lines.append(f"  {pairs:>5} pairs: detection {_percent(k3_detection(pairs))} (exact)")
+    return lines
+
+
+# -- (e) one cached baseline, reused run after run -----------------------------------------
+
+CACHES = 30
+CACHE_RUNS = 5
+CACHE_SAMPLES = 10
+CACHE_MIX = (2.0, 0.5)  # Beta(a, b) of the pairs' pass rates
+CACHE_TARGET = (0.05, 0.08)  # by the last run: mean and worst over the caches
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    """Block rates conditional on each of ``CACHES`` caches, at one run of their use."""
+
+    rule: str
+    run: int  # 1 = the first run that reuses the cache
+    rates: tuple[float, ...]  # one per cache
+    fresh: float  # mean fresh baseline samples drawn per run (pool growth)
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.rates) / len(self.rates)
+
+    @property
+    def worst(self) -> float:
+        return max(self.rates)
+
+
+def _cache_run(
+    rng: Random,
+    cand_cdfs: Sequence[list[float]],
+    grow_cdfs: Sequence[list[float]],
+    pool: list[tuple[int, int]],
+    alpha: float,
+    grow: bool,
+    estimate: bool,
+) -> tuple[bool, list[tuple[int, int]], int]:
+    """One no-op gate run on the cached baseline ``pool`` (passes, runs per pair): whether it
+    blocked, the pool afterwards and the fresh baseline samples it drew. With ``grow`` it is
+    the plugin's rule: close pairs (``stats.close``) draw K fresh baseline samples (up to
+    ``MAX_POOL`` K) and ``decide_pooled`` decides (first look, pooled look, confirmation). With ``estimate`` (a draw for the
+    conditional rate, not the cache's own next run) a first look without a regression ends
+    the run at once: it cannot block."""
+    samples = CACHE_SAMPLES
+    first = [
+        (PassCounts(*base), PassCounts(bisect_left(cdf, rng.random()), samples))
+        for base, cdf in zip(pool, cand_cdfs, strict=True)
+    ]
+    decisions = decide(first, alpha, one_shot=False)
+    regressed = any(d.delta == "regressed" for d in decisions)
+    if not grow or (estimate and not regressed):
+        return regressed, pool, 0
+    step = POOL_GROWTH * samples
+    grown = list(pool)
+    fresh: list[PassCounts | None] = [None] * len(pool)
+    for i, decision in enumerate(decisions):
+        if close(decision, alpha) and pool[i][1] + step <= MAX_POOL * samples:
+            drawn = PassCounts(bisect_left(grow_cdfs[i], rng.random()), step)
+            fresh[i] = drawn
+            grown[i] = (pool[i][0] + drawn.passes, pool[i][1] + step)
+    calls = sum(g[1] - b[1] for g, b in zip(grown, pool, strict=True))
+    if not calls:
+        return regressed, pool, 0
+    pooled = [(PassCounts(*base), cand) for base, (_, cand) in zip(grown, first, strict=True)]
+    blocked = any(d.delta == "regressed" for d in decide_pooled(first, pooled, fresh, alpha))
+    return blocked, grown, calls
+
+
+def cache_trajectory(
+    cache: int, draws: int, seed: int, alpha: float
+) -> tuple[float, list[float], list[int]]:
+    """One cache of ``CACHE_SAMPLES`` baseline samples per pair, reused for ``CACHE_RUNS``
+    runs: the block rate conditional on it as it is (no growth: the same at every run), and,
+    with pool growth, the rate conditional on the cache as it stands before each run, each
+    from ``draws`` candidate draws; and the fresh baseline samples each real run drew."""
+    rng = Random(f"{seed}/cache/{cache}")
+    rates = [rng.betavariate(*CACHE_MIX) for _ in range(PAIRS)]
+    cand_cdfs = [_binomial_cdf(CACHE_SAMPLES, p) for p in rates]
+    grow_cdfs = [_binomial_cdf(POOL_GROWTH * CACHE_SAMPLES, p) for p in rates]
+    pool = [(bisect_left(cdf, rng.random()), CACHE_SAMPLES) for cdf in cand_cdfs]
+    estimates = Random(f"{seed}/cache/{cache}/as-is")
+    as_is = sum(
+        _cache_run(estimates, cand_cdfs, grow_cdfs, pool, alpha, False, True)[0]
+        for _ in range(draws)
+    )
+    conditional, fresh = [], []
+    for run in range(CACHE_RUNS):
+        estimates = Random(f"{seed}/cache/{cache}/{run}")
+        blocks = sum(
+            _cache_run(estimates, cand_cdfs, grow_cdfs, pool, alpha, True, True)[0]
+            for _ in range(draws)
+        )
+        conditional.append(blocks / draws)
+        _, pool, drawn = _cache_run(rng, cand_cdfs, grow_cdfs, pool, alpha, True, False)
+        fresh.append(drawn)
+    return as_is / draws, conditional, fresh
+
+
+def cache_rows(draws: int, seed: int, alpha: float, jobs: int) -> list[CacheRow]:
+    """Conditional-on-cache rows: the cache reused as is, then each run with pool growth."""
+    if jobs <= 1:
+        results = [cache_trajectory(c, draws, seed, alpha) for c in range(CACHES)]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(cache_trajectory, c, draws, seed, alpha) for c in range(CACHES)]
+            results = [f.result() for f in futures]
+    rows = [CacheRow("reused as is (before)", 0, tuple(r[0] for r in results), 0.0)]
+    for run in range(CACHE_RUNS):
+        fresh = math.fsum(r[2][run] for r in results) / CACHES
+        rows.append(
+            CacheRow("grow and confirm (now)", run + 1, tuple(r[1][run] for r in results), fresh)
+        )
+    return rows
+
+
+def cached_detection(samples: int, runs: int, seed: int, alpha: float) -> tuple[int, int]:
+    """Scenario (b) with the baseline's K samples taken from a cache (a new one each run, so
+    no luck carries over): blocks before (no growth) and now (growth and confirmation)."""
+    rng = Random(f"{seed}/cached-drop/{samples}")
+    scenario = SCENARIOS[-1]
+    base_cdfs = [_binomial_cdf(samples, p) for p in scenario.baseline]
+    cand_cdfs = [_binomial_cdf(samples, p) for p in scenario.candidate]
+    grow_cdfs = [_binomial_cdf(POOL_GROWTH * samples, p) for p in scenario.baseline]
+    before = after = 0
+    for _ in range(runs):
+        pool = [(bisect_left(cdf, rng.random()), samples) for cdf in base_cdfs]
+        first = [
+            (PassCounts(*base), PassCounts(bisect_left(cdf, rng.random()), samples))
+            for base, cdf in zip(pool, cand_cdfs, strict=True)
+        ]
+        decisions = decide(first, alpha, one_shot=False)
+        before += any(d.delta == "regressed" for d in decisions)
+        fresh = [
+            PassCounts(bisect_left(cdf, rng.random()), POOL_GROWTH * samples)
+            if close(d, alpha)
+            else None
+            for d, cdf in zip(decisions, grow_cdfs, strict=True)
+        ]
+        pooled = [
+            (b if f is None else PassCounts(b.passes + f.passes, b.runs + f.runs), c)
+            for (b, c), f in zip(first, fresh, strict=True)
+        ]
+        looks = decide_pooled(first, pooled, fresh, alpha)
+        after += any(d.delta == "regressed" for d in looks)
+    return before, after
+
+
+def render_cache_rows(rows: Sequence[CacheRow], draws: int) -> tuple[list[str], bool]:
+    """The (e) section's lines, and whether the last run meets ``CACHE_TARGET``."""
+    mean_target, worst_target = CACHE_TARGET
+    calls = 2 * PAIRS * CACHE_SAMPLES
+    lines = [
+        f"(e) one cached baseline reused run after run: {CACHES} caches of {PAIRS} pairs, "
+        f"K = {CACHE_SAMPLES}, rates from Beta{CACHE_MIX}, no-op change; block rate "
+        f"conditional on each cache, {draws} candidate draws per cache and run",
+        f"{'rule':<30} {'run':>4} {'mean':>8} {'worst':>8} {'> 5 %':>6} {'fresh':>7}  target",
+    ]
+    met = True
+    for row in rows:
+        over = sum(rate > 0.05 for rate in row.rates)
+        target = ""
+        if row.run == CACHE_RUNS:
+            met = row.mean <= mean_target and row.worst <= worst_target
+            target = (
+                f"mean <= {_percent(mean_target).strip()}, worst <= "
+                f"{_percent(worst_target).strip()}: {'met' if met else 'NOT met'}"
+            )
+        run = "1-5" if row.run == 0 else str(row.run)
+        lines.append(
+            f"{row.rule:<30} {run:>4} {_percent(row.mean):>8} {_percent(row.worst):>8} "
+            f"{over:>3}/{len(row.rates):<2} {row.fresh:>7.1f}  {target}".rstrip()
+        )
+    lines.append(
+        f"fresh: mean fresh baseline samples the cache's own run drew (of {calls} per run "
+        f"with nothing cached)"
+    )
+    return lines, met
+
+
+def render_cached_detection(runs: int, seed: int, alpha: float) -> list[str]:
+    lines = [f"(e) detection, {SCENARIOS[-1].description[4:]}, baseline samples from a cache"]
+    for samples in (5, 10):
+        before, after = cached_detection(samples, runs, seed, alpha)
+        lines.append(
+            f"  K = {samples:>2}: before {_percent(before / runs)}, now {_percent(after / runs)} "
+            f"({runs} runs)"
+        )
+    return lines
+
+
 # -- end to end: the real plugin ---------------------------------------------------------
 
 E2E_SAMPLE_SIZES = (1, 5, 10)
@@ -289,6 +584,15 @@ def _disagreement(
     return None
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a pytest child: only pytest-hgd (other installed plugins' hooks are
+    not part of the gate), imported from where this benchmark imports it (a worktree on
+    PYTHONPATH, not whichever checkout is installed)."""
+    package_root = str(Path(pytest_hgd.__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": path}
+
+
 def e2e_run(
     scenario: Scenario, samples: int, run: int, seed: int, alpha: float, directory: Path
 ) -> tuple[bool, str | None, str]:
@@ -303,10 +607,14 @@ def e2e_run(
         f"--hgd-concurrency={E2E_CONCURRENCY}", "--hgd-report=report.json",
         "-p", "no:cacheprovider", "-q",
     ]  # fmt: skip
-    # Only pytest-hgd: other installed plugins' hooks are not part of the gate.
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     done = subprocess.run(
-        command, cwd=directory, env=env, capture_output=True, text=True, timeout=300, check=False
+        command,
+        cwd=directory,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     report_path = directory / "report.json"
     if done.returncode not in (0, 1) or not report_path.exists():
@@ -362,6 +670,131 @@ def e2e_rows(runs: int, seed: int, alpha: float, jobs: int) -> list[Row]:
             )
         )
     return rows
+
+
+def _pytest_gate(directory: Path, samples: int, alpha: float, *extra: str) -> tuple[int, str]:
+    """Run ``pytest --hgd`` in ``directory``: its exit status and the tail of its output."""
+    command = [
+        sys.executable, "-m", "pytest", "-p", "pytest_hgd.plugin", "--hgd",
+        "--hgd-agent=agent:reply", "--hgd-baseline=base.txt", "--hgd-candidate=cand.txt",
+        f"--hgd-samples={samples}", f"--hgd-alpha={alpha}", "--hgd-no-ledger",
+        f"--hgd-concurrency={E2E_CONCURRENCY}", "--hgd-report=report.json",
+        "-p", "no:cacheprovider", "-q", *extra,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=directory,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done.returncode, " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+
+
+def e2e_cache_trajectory(
+    cache: int, runs: int, seed: int, alpha: float, directory: Path
+) -> tuple[int, int, list[str], int]:
+    """One cache through the real plugin, its reply cache on: run 0 draws the baseline (K =
+    ``CACHE_SAMPLES``, rates from Beta``CACHE_MIX``), runs 1..``runs`` reuse it, each with a
+    new candidate prompt (so fresh candidate draws) and a new agent seed. Each reused run's
+    report must be reproduced by ``decide_pooled`` from the previous run's pools (the first
+    look), this run's pools and the difference (the fresh samples), and the candidate and
+    fresh baseline counts must be the agent's own draws. Returns (blocked runs, runs
+    reproduced, problems, fresh baseline calls)."""
+    rng = Random(f"{seed}/e2e-cache/{cache}")
+    rates = tuple(rng.betavariate(*CACHE_MIX) for _ in range(PAIRS))
+    directory.mkdir()
+    _write_suite(directory, Scenario(f"cache-{cache}", "", rates, rates, False), "")
+    samples = CACHE_SAMPLES
+    blocks = agreed = fresh_calls = 0
+    problems: list[str] = []
+    before: list[PassCounts] | None = None
+    for run in range(runs + 1):
+        run_seed = f"{seed}/e2e-cache/{cache}/{run}"
+        candidate = f"{CANDIDATE_PROMPT}(candidate {run})\n"
+        (directory / "cand.txt").write_text(candidate)
+        config = {"seed": run_seed, "rates": {BASELINE_PROMPT: rates, candidate: rates}}
+        (directory / "rates.json").write_text(json.dumps(config))
+        status, tail = _pytest_gate(directory, samples, alpha)
+        if status not in (0, 1) or not (directory / "report.json").exists():
+            problems.append(f"{run_seed}: pytest exited {status}: {tail}")
+            return blocks, agreed, problems, fresh_calls
+        report = json.loads((directory / "report.json").read_text())
+        pairs = sorted(report["pairs"], key=lambda p: int(str(p["id"]).rpartition("::p")[2]))
+        pools = [PassCounts(p["baseline"]["passes"], p["baseline"]["runs"]) for p in pairs]
+        cands = [PassCounts(p["candidate"]["passes"], p["candidate"]["runs"]) for p in pairs]
+        problem = None
+        if len(pairs) != PAIRS or report["counts"]["error"]:
+            problem = f"{len(pairs)} pairs, {report['counts']['error']} errors"
+        elif before is None:  # the cache's first run: every sample fresh, decide() decides
+            first = list(zip(pools, cands, strict=True))
+            decisions = decide(first, alpha)
+            drawn = [(_known_passes(run_seed, BASELINE_PROMPT, i, r, samples), samples)
+                     for i, r in enumerate(rates)]  # fmt: skip
+            if [(b.passes, b.runs) for b in pools] != drawn:
+                problem = "baseline counts are not the agent's draws"
+        else:
+            first = list(zip(before, cands, strict=True))
+            fresh: list[PassCounts | None] = []
+            for i, (old, new) in enumerate(zip(before, pools, strict=True)):
+                step = new.runs - old.runs
+                drew = PassCounts(new.passes - old.passes, step) if step else None
+                known = _known_passes(run_seed, BASELINE_PROMPT, i, rates[i], step)
+                if drew is not None and (step != samples or drew.passes != known):
+                    problem = f"pair {i}: fresh baseline {drew}, the agent drew {known}/{step}"
+                fresh.append(drew)
+                fresh_calls += step
+            pooled = list(zip(pools, cands, strict=True))
+            decisions = decide_pooled(first, pooled, fresh, alpha)
+        for i, (pair, cand) in enumerate(zip(pairs, cands, strict=True)):
+            known = _known_passes(run_seed, candidate, i, rates[i], samples)
+            if problem is None and (cand.passes, cand.runs) != (known, samples):
+                problem = f"{pair['id']}: candidate {cand}, the agent drew {known}/{samples}"
+        if problem is None:
+            for pair, ours in zip(pairs, decisions, strict=True):
+                theirs = (pair["delta"], pair.get("p_value"), pair.get("p_fix"))
+                if theirs != (ours.delta, ours.p_regress, ours.p_fix):
+                    problem = f"{pair['id']}: plugin {theirs}, ours {ours}"
+                    break
+        blocked = report["verdict"] == "fail"
+        if problem is None and blocked != (report["counts"]["regressed"] > 0):
+            problem = f"verdict {report['verdict']} with {report['counts']['regressed']} regressed"
+        if problem is not None:
+            problems.append(f"{run_seed}: {problem}")
+        elif run:
+            agreed += 1
+        blocks += blocked if run else 0
+        before = pools
+    return blocks, agreed, problems, fresh_calls
+
+
+def e2e_cache_lines(
+    caches: int, runs: int, seed: int, alpha: float, jobs: int
+) -> tuple[list[str], bool]:
+    """Section (e) through the real plugin: lines, and whether every run was reproduced."""
+    with (
+        tempfile.TemporaryDirectory(prefix="hgd-soundness-cache-") as tmp,
+        ThreadPoolExecutor(max_workers=max(1, jobs)) as pool,
+    ):
+        futures = [
+            pool.submit(e2e_cache_trajectory, c, runs, seed, alpha, Path(tmp) / f"cache-{c}")
+            for c in range(caches)
+        ]
+        results = [f.result() for f in futures]
+    total = caches * runs
+    blocks = sum(r[0] for r in results)
+    agreed = sum(r[1] for r in results)
+    fresh = sum(r[3] for r in results)
+    lines = [
+        f"(e) e2e: {caches} caches through pytest --hgd with its reply cache, {runs} reused "
+        f"runs each (K = {CACHE_SAMPLES}, a new candidate each run)",
+        f"  blocked {blocks}/{total} no-op runs; decide_pooled() reproduced {agreed}/{total} "
+        f"runs; {fresh / total:.1f} fresh baseline calls per run",
+    ]
+    lines += [f"DISAGREE {problem}" for r in results for problem in r[2]]
+    return lines, agreed == total
 
 
 def rates_agree(e2e: Row, simulated: Row) -> bool:
@@ -455,15 +888,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also run every scenario through the real plugin (120 pytest runs, minutes)",
     )
     parser.add_argument("--e2e-runs", type=int, default=10, help="real gate runs per e2e row")
+    parser.add_argument(
+        "--e2e-caches",
+        type=int,
+        default=3,
+        help="with --e2e: caches run through the plugin with its reply cache (0: none)",
+    )
+    parser.add_argument(
+        "--cache-draws",
+        type=int,
+        default=400,
+        help="candidate draws per cache and run for the conditional-on-cache rows (0: skip)",
+    )
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.e2e_runs < 1:
-        parser.error("--runs and --e2e-runs must be >= 1")
+    if args.runs < 1 or args.e2e_runs < 1 or args.cache_draws < 0:
+        parser.error("--runs and --e2e-runs must be >= 1, --cache-draws >= 0")
 
     started = time.perf_counter()
     rows = simulation_rows(args.runs, args.seed, args.alpha, args.jobs)
+    one_shot_lines, one_shot_met = one_shot_pairs_rows(args.runs, args.seed, args.alpha)
+    cache_lines: list[str] = []
+    cache_met = True
+    if args.cache_draws:
+        cache = cache_rows(args.cache_draws, args.seed, args.alpha, args.jobs)
+        cache_lines, cache_met = render_cache_rows(cache, args.cache_draws)
+        cache_lines += render_cached_detection(args.runs, args.seed, args.alpha)
     sim_seconds = time.perf_counter() - started
     if args.e2e:
         rows += e2e_rows(args.e2e_runs, args.seed, args.alpha, args.jobs)
+    if args.e2e and args.e2e_caches > 0:
+        e2e_cache, e2e_cache_met = e2e_cache_lines(
+            args.e2e_caches, CACHE_RUNS, args.seed, args.alpha, args.jobs
+        )
+        cache_lines += e2e_cache
+        cache_met = cache_met and e2e_cache_met
     elapsed = time.perf_counter() - started
     lines, all_met = render_table(rows)
     print(
@@ -482,6 +940,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "agent's own draws"
         )
     for line in lines:
+        print(line)
+    all_met = all_met and one_shot_met and cache_met
+    for line in [*one_shot_lines, *k3_rows(), *cache_lines]:
         print(line)
     e2e = [r for r in rows if r.source == "e2e"]
     simulated_rows = {(r.scenario, r.samples): r for r in rows if r.source == "simulation"}

@@ -156,6 +156,24 @@ class Scheduler:
             self._futures[key] = future
             return future
 
+    def at_hand(self, prompt: str, messages: Messages, sample: int) -> ReplyFuture | None:
+        """The reply for ``sample`` if it needs no new agent call (asked already in this
+        session, or in the cache when the cache is read), else None; nothing is called."""
+        key = reply_key(self.agent.identity, self.settings.agent_version, prompt, messages, sample)
+        with self._lock:
+            future = self._futures.get(key)
+            if future is not None:
+                return _shared(future)
+            if self.cache is None or not self.settings.read_cache:
+                return None
+            cached = self.cache.get(key)
+            if cached is None:
+                return None
+            future = concurrent.futures.Future()
+            future.set_result(Reply(cached, cached=True))
+            self._futures[key] = future
+            return future
+
     def _start_pending(self) -> None:
         """On the loop: a task for each submitted call that was not cancelled meanwhile."""
         with self._lock:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import accumulate
 from statistics import NormalDist
 from typing import Literal
 
 DEFAULT_ALPHA = 0.05
+POOL_GROWTH = 1  # fresh baseline samples drawn for a close pair, in units of its K
+MAX_POOL = 8  # a baseline pool grows to at most this many times K samples
 
 _Margins = tuple[int, int, int]  # candidate runs, baseline runs, passes under both prompts
 _Tail = Literal["less", "greater"]
@@ -49,9 +51,14 @@ class PassCounts:
 class SampledDecision:
     """The delta of one pair, with the evidence behind it.
 
-    ``p_regress`` / ``p_fix`` are None when the pair was not tested (one run on each side, or
-    no baseline). ``threshold`` / ``fix_threshold`` are the corrected levels the pair's p-values
-    were held to: reject when ``p <= threshold``; 0.0 means no test in the family could reject.
+    ``p_regress`` / ``p_fix`` are None when the pair was not tested (no baseline, or the
+    one-shot rule of an unsampled run). ``threshold`` / ``fix_threshold`` are the corrected
+    levels the pair's p-values were held to: reject when ``p <= threshold``; 0.0 means no test
+    in the family could reject. ``testable`` is False when no test could call the pair: it was
+    not tested, or its run counts alone rule out significance at the family's alpha (one run
+    a side: the smallest p-value is 1/2), so it is in the families at no cost and can only be
+    ``kept`` or ``still_failing``. ``p_confirm`` is the p-value of the fresh baseline
+    samples alone against the candidate's, when the pair drew some (``decide_pooled``).
     """
 
     delta: str
@@ -59,6 +66,8 @@ class SampledDecision:
     p_fix: float | None
     threshold: float
     fix_threshold: float = 0.0
+    testable: bool = True
+    p_confirm: float | None = None
 
 
 def wilson_interval(passes: int, runs: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -177,6 +186,15 @@ def _step_down(
         family = +family  # drop margins with no test left
 
 
+def testable(base: PassCounts, cand: PassCounts, alpha: float = DEFAULT_ALPHA) -> bool:
+    """True when these run counts allow a p-value <= ``alpha`` in either direction.
+
+    The smallest p-value over all margins is 1 / C(runs under both prompts, candidate runs)
+    (all baseline runs pass and no candidate run does, or the reverse): 1/2 at one run a side.
+    """
+    return math.comb(base.runs + cand.runs, cand.runs) * alpha >= 1.0
+
+
 def _one_shot(base: PassCounts, cand: PassCounts) -> str:
     """The core gate's rule for a single run under each prompt."""
     if base.passes:
@@ -185,21 +203,30 @@ def _one_shot(base: PassCounts, cand: PassCounts) -> str:
 
 
 def decide(
-    pairs: Sequence[tuple[PassCounts | None, PassCounts]], alpha: float = DEFAULT_ALPHA
+    pairs: Sequence[tuple[PassCounts | None, PassCounts]],
+    alpha: float = DEFAULT_ALPHA,
+    *,
+    one_shot: bool | None = None,
 ) -> list[SampledDecision]:
     """Delta of every pair from (baseline counts or None, candidate counts).
 
     ``alpha`` is the family-wise error rate of each family (regressions, fixes) over *these*
-    pairs; under xdist pass the worker's share (``split_alpha``). One run on each side follows
-    the one-shot rule; no baseline gives ``new_pass`` when the candidate passes at least half
-    its runs, else ``new_fail``.
+    pairs; under xdist pass the batch's share. Every pair with a baseline is in both families,
+    so the bound covers the whole run; a pair with one run a side is in them at no cost and
+    can never be significant (``testable`` False). ``one_shot=True`` instead takes pairs with
+    one run a side out of the families and gives them the core gate's one-shot table: that is
+    the unsampled gate, and the default when *every* pair has one run a side (None). No
+    baseline gives ``new_pass`` when the candidate passes at least half its runs, else
+    ``new_fail``.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if one_shot is None:
+        one_shot = all(c.runs == 1 and (b is None or b.runs == 1) for b, c in pairs)
     tested = [
         (i, base, cand)
         for i, (base, cand) in enumerate(pairs)
-        if base is not None and not (base.runs == 1 and cand.runs == 1)
+        if base is not None and not (one_shot and base.runs == 1 and cand.runs == 1)
     ]
     regress_tests = [(_margins(c, b), fisher_one_sided_less(c, b)) for _, b, c in tested]
     fix_tests = [(_margins(c, b), fisher_one_sided_greater(c, b)) for _, b, c in tested]
@@ -222,7 +249,12 @@ def decide(
         else:
             delta = "kept"
         decisions[i] = SampledDecision(
-            delta, regress_tests[j][1], fix_tests[j][1], regress_levels[j], fix_levels[j]
+            delta,
+            regress_tests[j][1],
+            fix_tests[j][1],
+            regress_levels[j],
+            fix_levels[j],
+            testable(base, cand, alpha),
         )
     for i, (maybe_base, cand) in enumerate(pairs):
         if i in decisions:
@@ -231,8 +263,68 @@ def decide(
             delta = "new_pass" if cand.mostly_passes else "new_fail"
         else:
             delta = _one_shot(maybe_base, cand)
-        decisions[i] = SampledDecision(delta, None, None, *untested_levels)
+        decisions[i] = SampledDecision(delta, None, None, *untested_levels, testable=False)
     return [decisions[i] for i in range(len(pairs))]
+
+
+def close(decision: SampledDecision, alpha: float = DEFAULT_ALPHA) -> bool:
+    """A decision to confirm with fresh baseline samples: the pair is testable and its
+    ``p_regress`` is at most ``alpha``, the uncorrected level (so every pair the family calls
+    ``regressed`` is close: the corrected level is never above ``alpha``)."""
+    return decision.testable and decision.p_regress is not None and decision.p_regress <= alpha
+
+
+Counts = tuple[PassCounts | None, PassCounts]
+
+
+def decide_pooled(
+    first: Sequence[Counts],
+    pooled: Sequence[Counts],
+    fresh: Sequence[PassCounts | None],
+    alpha: float = DEFAULT_ALPHA,
+) -> list[SampledDecision]:
+    """Deltas of a sampled run in which close pairs drew fresh baseline samples.
+
+    ``first``: every pair's counts with its baseline pool as the run found it (the cached
+    samples and those drawn for this run's K). ``fresh``: per pair, the counts of the fresh
+    baseline samples drawn after that first look, or None. ``pooled``: ``first`` with the
+    fresh samples added to the baseline (the same candidate counts).
+
+    Three looks, each one family at ``alpha`` (``decide(..., one_shot=False)``): the first
+    look; the pooled look; and the confirmation, the fresh samples alone against the
+    candidate's, over the pairs that drew some. A pair is ``regressed`` only when the first
+    and pooled looks call it so and, where it drew fresh samples, the confirmation does too;
+    ``fixed`` only when the first and pooled looks do. So the regressions are some of the
+    first look's, and its bound (FWER <= alpha given its margins) holds for the result.
+    P-values and levels are the pooled look's (they match the counts reported); ``p_confirm``
+    is the confirmation's p-value. A pair not called by every look is ``kept`` (or
+    ``still_failing``), its pooled p-value possibly under its level.
+    """
+    if not len(first) == len(pooled) == len(fresh):
+        raise ValueError(
+            f"first, pooled and fresh differ in length: {len(first)}, {len(pooled)}, {len(fresh)}"
+        )
+    confirming = [i for i, counts in enumerate(fresh) if counts is not None]
+    confirmation = decide([(fresh[i], first[i][1]) for i in confirming], alpha, one_shot=False)
+    confirmed = dict(zip(confirming, confirmation, strict=True))
+    looks = zip(
+        decide(first, alpha, one_shot=False),
+        decide(pooled, alpha, one_shot=False),
+        pooled,
+        strict=True,
+    )
+    decisions = []
+    for i, (before, after, (base, cand)) in enumerate(looks):
+        check = confirmed.get(i)
+        p_confirm = None if check is None else check.p_regress
+        agreed = before.delta == after.delta
+        if after.delta == "regressed" and check is not None:
+            agreed = agreed and check.delta == "regressed"
+        if base is not None and after.delta in {"regressed", "fixed"} and not agreed:
+            both_fail = not base.mostly_passes and not cand.mostly_passes
+            after = replace(after, delta="still_failing" if both_fail else "kept")
+        decisions.append(replace(after, p_confirm=p_confirm))
+    return decisions
 
 
 def split_alpha(alpha: float, workers: int) -> float:

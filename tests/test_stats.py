@@ -169,12 +169,23 @@ def test_one_run_each_side_is_the_one_shot_gate(
     assert decision.p_regress is None and decision.p_fix is None
 
 
-def test_one_shot_pairs_are_unaffected_by_sampled_pairs() -> None:
+def test_one_shot_pairs_beside_sampled_pairs_are_in_the_family() -> None:
+    """In a sampled run a pair with one run a side is tested like the others; its smallest
+    p-value is 1/2, so it is never significant: `kept` (or `still_failing`), not the one-shot
+    rule (that rule outside the family broke the bound: issue 18, item 7)."""
     rng = random.Random(3)
     sampled = [(_sampled(rng, 0.5, 5), _sampled(rng, 0.5, 5)) for _ in range(50)]
-    one_shot = [(PassCounts(1, 1), PassCounts(0, 1)), (PassCounts(0, 1), PassCounts(1, 1))]
-    deltas = [d.delta for d in decide(one_shot + sampled)][:2]
-    assert deltas == ["regressed", "fixed"]
+    one_shot = [
+        (PassCounts(1, 1), PassCounts(0, 1)),
+        (PassCounts(0, 1), PassCounts(1, 1)),
+        (PassCounts(0, 1), PassCounts(0, 1)),
+    ]
+    decisions = decide(one_shot + sampled)[:3]
+    assert [d.delta for d in decisions] == ["kept", "kept", "still_failing"]
+    assert [d.p_regress for d in decisions] == [0.5, 1.0, 1.0]
+    assert not any(d.testable for d in decisions)
+    outside = decide(one_shot + sampled, one_shot=True)[:3]
+    assert [d.delta for d in outside] == ["regressed", "fixed", "still_failing"]
 
 
 @pytest.mark.parametrize(
