@@ -167,6 +167,9 @@ class PairItem(GateItem):
         if decision.sampled is not None:
             self.hgd_payload["p_value"] = decision.sampled.p_regress
             self.hgd_payload["p_fix"] = decision.sampled.p_fix
+            self.hgd_payload["testable"] = decision.sampled.testable
+            if decision.sampled.p_confirm is not None:
+                self.hgd_payload["p_confirm"] = decision.sampled.p_confirm
         if baseline is not None and baseline.runs > 1:
             self.hgd_payload["flaky"] = flaky(PassCounts(baseline.passes, baseline.runs))
         strict = self.session_state.settings.strict

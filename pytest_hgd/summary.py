@@ -99,6 +99,14 @@ def _sampling_lines(report: Mapping[str, Any]) -> list[str]:
             f"suite sign test: {suite['improved']} improved, {suite['worsened']} worsened, "
             f"{suite['unchanged']} unchanged; p = {suite['p_value']:.3g} (candidate worse)"
         )
+    untestable = sum(1 for p in report.get("pairs", []) if p.get("testable") is False)
+    if untestable:
+        lines.append(
+            f"untestable: {untestable} {'pair has' if untestable == 1 else 'pairs have'} "
+            "too few runs to show a regression at alpha "
+            f"{samples['alpha']:g} (one run a side): they can only be kept or still_failing; "
+            "give them more samples"
+        )
     flaky = report.get("flaky", [])
     if flaky:
         lines.append(f"flaky pairs (baseline pass rate strictly between 0 and 1): {len(flaky)}")

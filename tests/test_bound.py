@@ -56,7 +56,11 @@ def test_a_one_shot_pair_in_a_sampled_run_cannot_be_called_regressed(hgd: Gate) 
     assert pairs["single"]["delta"] == "kept"
     assert (pairs["single"]["baseline"]["runs"], pairs["single"]["candidate"]["runs"]) == (1, 1)
     assert pairs["single"]["p_value"] == 0.5
+    assert pairs["single"]["testable"] is False and pairs["drop"]["testable"] is True
     assert pairs["drop"]["delta"] == "regressed"
+    result.stdout.fnmatch_lines(
+        ["untestable: 1 pair has too few runs to show a regression at alpha 0.05 (one run *"]
+    )
 
 
 def test_the_unsampled_gate_keeps_the_one_shot_table(hgd: Gate) -> None:
