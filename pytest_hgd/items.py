@@ -35,6 +35,8 @@ def result_payload(evaluation: Evaluation | None) -> dict[str, Any] | None:
     failure = evaluation.first_failure()
     first_reply = next((r.text for r in evaluation.replies if r.text is not None), None)
     low, high = wilson_interval(evaluation.passes, evaluation.runs)
+    passes, called = evaluation.fresh
+    fresh = {"fresh": [passes, called]} if 0 < called < evaluation.runs else {}
     return {
         "passes": evaluation.passes,
         "runs": evaluation.runs,
@@ -43,6 +45,7 @@ def result_payload(evaluation: Evaluation | None) -> dict[str, Any] | None:
         "message": failure[0].message if failure else None,
         "reply": excerpt(failure[1] if failure else first_reply or "", REPLY_EXCERPT),
         "called": sum(1 for r in evaluation.replies if not r.cached),
+        **fresh,  # a pool partly from the cache: what this run's own calls gave
     }
 
 

@@ -8,7 +8,8 @@ Record format (schema_version 1), keys sorted on write::
      "pairs": {pair id: {"kind": "locked" | "corrected", "delta": str,
                          "baseline": [passes, runs] | None, "candidate": [passes, runs] | None,
                          # optional: "pair_hash": str, "baseline_cached": bool,
-                         #           "candidate_cached": bool}},
+                         #           "candidate_cached": bool,
+                         #           "baseline_fresh": [passes, runs], ...}},
      "retired": [pair id, ...], "pending_review": int,
      # optional: "agent": str, "gate": {"samples": int, "alpha": float},
      #           "partial": true (pairs were left out: no evidence for pressure or trends)

@@ -143,6 +143,16 @@ class Evaluation:
     def passed(self) -> bool:
         return self.runs > 0 and self.passes == self.runs
 
+    @property
+    def fresh(self) -> tuple[int, int]:
+        """(passes, runs) of the replies called in this run, not taken from the cache."""
+        fresh = [
+            all(c.passed for c in checks)
+            for reply, checks in zip(self.replies, self.results, strict=False)
+            if not reply.cached
+        ]
+        return sum(fresh), len(fresh)
+
     def first_failure(self) -> tuple[CheckResult, str] | None:
         """The first failed check and the reply it failed on."""
         for reply, checks in zip(self.replies, self.results, strict=False):

@@ -258,7 +258,9 @@ def _evidence(
             if now is None or entry.get("pair_hash") != now.get("pair_hash"):
                 continue
             for side in sides:
-                counts = _counts(entry.get(side))
+                # Only replies called in that run are evidence: a pool partly taken from
+                # the cache (the sampled gate's baseline) counts its fresh part.
+                counts = _counts(entry.get(f"{side}_fresh") or entry.get(side))
                 if counts is None or entry.get(f"{side}_cached"):
                     continue
                 key = (pid, str(entry.get("pair_hash")), agent)

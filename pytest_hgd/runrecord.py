@@ -75,6 +75,8 @@ def ledger_record(
             entry[role] = _side(result)
             if result and result.get("called", 1) == 0:
                 entry[f"{role}_cached"] = True
+            elif result and result.get("fresh"):
+                entry[f"{role}_fresh"] = list(result["fresh"])  # the rest was cached
         if pair.get("pair_hash"):
             entry["pair_hash"] = pair["pair_hash"]
         entries[str(pair["id"])] = entry

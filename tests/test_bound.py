@@ -14,6 +14,7 @@ from conftest import Gate, conversation
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_hgd.ledger import read_ledger
 from pytest_hgd.stats import PassCounts, close, decide, decide_pooled, fisher_one_sided_less
 
 CHECK = [{"contains": "good"}]
@@ -351,3 +352,11 @@ def test_a_real_drop_is_confirmed_end_to_end(hgd: Gate) -> None:
     hgd.run(*args).assert_outcomes(passed=3, failed=1)
     assert _lucky(hgd) == {"delta": "regressed", "baseline": (15, 15), "called": 5}
     assert len(hgd.calls()) == 10
+    # The ledger keeps the pool and, apart, the part called in the run: pressure counts
+    # only that part as re-runs of the baseline.
+    (entry,) = [
+        e
+        for pid, e in read_ledger(hgd.path / ".hgd" / "ledger.jsonl").records[-1]["pairs"].items()
+        if pid.endswith("::lucky")
+    ]
+    assert entry["baseline"] == [15, 15] and entry["baseline_fresh"] == [5, 5]

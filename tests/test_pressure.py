@@ -637,3 +637,16 @@ def test_an_acceptance_on_a_smaller_suite_counts_as_its_chance_on_todays() -> No
     assert got["acceptance"]["passes_today"] == pytest.approx(float(5 * p_n**10), abs=1e-6)
     assert got["value"] == pytest.approx(float(1 - (5 * p_n**10 + survival) / 6), abs=1e-6)
     assert got["band"][0] == 0.0  # no candidate failed: F's high end is 1
+
+
+def test_only_the_fresh_part_of_a_pooled_baseline_is_evidence() -> None:
+    """The sampled gate's baseline pool: 10 cached samples plus 10 drawn in this run. Only
+    the 10 fresh ones are re-runs; counting the pool would count the cached 10 twice."""
+    pooled = {
+        "L0": pair([19, 20], [10, 10], baseline_fresh=[9, 10]),
+        "L1": pair([10, 10]),
+    }
+    got = compute_pressure(record(pooled, candidate="B"), [])
+    # Re-runs of B on both sides: L0 fresh 9 of 10 (+ its candidate side 10 of 10), L1 10+10.
+    assert got["survival"]["reruns"] == (10 + 10 - 1) + (20 - 1)
+    assert got["survival"]["rerun_failures"] == 1
