@@ -400,7 +400,7 @@ def _bytecode_cache(work: Path) -> None:
     """
     global PYCACHE
     PYCACHE = work / "pycache"
-    modules = "pytest, pytest_hgd.session, pytest_hgd.http_process, pytest_hgd.report"
+    modules = "pytest, pytest_hgd.plugin.session, pytest_hgd.agents.http_process, pytest_hgd.reports.report"
     subprocess.run([sys.executable, "-c", f"import {modules}"], env=_child_env(), check=True)
 
 

@@ -1,7 +1,7 @@
 """Soundness of the sampled gate: false blocks on no-op changes, detection of real drops.
 
 Synthetic stochastic pairs each pass with a known probability. Every simulated gate run draws
-the pass counts under both prompts and is decided by ``pytest_hgd.stats.decide`` (the plugin's
+the pass counts under both prompts and is decided by ``pytest_hgd.core.stats.decide`` (the plugin's
 own decision code); the gate blocks when any pair is ``regressed``. K = 1 is the strict
 one-shot gate (same function: one run per side follows the one-shot rule).
 
@@ -58,7 +58,7 @@ from random import Random
 from typing import Any
 
 import pytest_hgd
-from pytest_hgd.stats import (
+from pytest_hgd.core.stats import (
     DEFAULT_ALPHA,
     MAX_POOL,
     POOL_GROWTH,

@@ -5,7 +5,7 @@ flaky) and a known systematic pass rate A of proposed changes. Its true pressure
 1 - F, F = A * prod(p_i): the chance that a change passes the one-shot gate. The ledger
 is written the way the plugin writes it: H no-op runs of the baseline without the cache
 (the noise evidence), then n candidates with the baseline cached, each broken for real with
-probability 1 - A and facing the same noise. ``pytest_hgd.pressure.compute_pressure`` (the
+probability 1 - A and facing the same noise. ``pytest_hgd.core.pressure.compute_pressure`` (the
 plugin's own code) reads the ledger; the row reports how often its band held the true
 pressure (target: at least its 90 % confidence) and the mean error of the point estimate.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
-from pytest_hgd.pressure import compute_pressure
+from pytest_hgd.core.pressure import compute_pressure
 
 TARGET = 0.90  # the band's confidence
 

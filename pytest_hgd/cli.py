@@ -13,16 +13,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from . import __version__
-from .ingest import (
+from pytest_hgd import __version__
+from pytest_hgd.storage.ledger import read_ledger
+from pytest_hgd.suite.ingest import (
     MAX_LINE_BYTES,
     REVIEW_DIR,
     IngestRefused,
     IngestResult,
     ingest,
 )
-from .ledger import read_ledger
-from .suite_stats import Suite, growth_series, load_suite, render_stats, review_lines
+from pytest_hgd.suite.suite_stats import (
+    Suite,
+    growth_series,
+    load_suite,
+    render_stats,
+    review_lines,
+)
 
 EXIT_OK, EXIT_SOME_BAD, EXIT_USAGE = 0, 1, 2
 

@@ -104,7 +104,7 @@ class Gate:
         )
 
     def report(self, name: str = "report.json") -> dict[str, Any]:
-        from pytest_hgd.report import validate
+        from pytest_hgd.reports.report import validate
 
         data: dict[str, Any] = json.loads((self.path / name).read_text(encoding="utf-8"))
         validate(data)

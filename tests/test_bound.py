@@ -14,8 +14,8 @@ from conftest import Gate, conversation
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_hgd.ledger import read_ledger
-from pytest_hgd.stats import PassCounts, close, decide, decide_pooled, fisher_one_sided_less
+from pytest_hgd.core.stats import PassCounts, close, decide, decide_pooled, fisher_one_sided_less
+from pytest_hgd.storage.ledger import read_ledger
 
 CHECK = [{"contains": "good"}]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.cache import DATABASE, SCHEMA_VERSION, CacheError, ReplyCache
+from pytest_hgd.storage.cache import DATABASE, SCHEMA_VERSION, CacheError, ReplyCache
 
 
 def _rows(directory: Path) -> dict[str, str]:
@@ -125,7 +125,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from pytest_hgd.cache import ReplyCache
+    from pytest_hgd.storage.cache import ReplyCache
 
     cache = ReplyCache(Path(sys.argv[1]))
     name = sys.argv[2]

@@ -134,7 +134,7 @@ def test_a_timer_of_someone_else_is_put_back(hgd: Gate) -> None:
     say) are restored afterwards."""
     import signal
 
-    from pytest_hgd.checks import CheckClock
+    from pytest_hgd.core.checks import CheckClock
 
     fired: list[int] = []
     previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))

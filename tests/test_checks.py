@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.checks import BUILTIN_CHECKS, run_checks, similarity
-from pytest_hgd.model import Check, Kind, Outcome, Pair
+from pytest_hgd.core.checks import BUILTIN_CHECKS, run_checks, similarity
+from pytest_hgd.core.model import Check, Kind, Outcome, Pair
 
 REGISTRY = {c.name: c for c in BUILTIN_CHECKS}
 REPLY = 'Our SUV starts at $29,250. A Sales Rep can call you. {"ok": true}'

@@ -15,12 +15,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_hgd.checks import BUILTIN_CHECKS
 from pytest_hgd.cli import Progress, main
-from pytest_hgd.ingest import render, sanitise
-from pytest_hgd.ledger import append_record, new_record
-from pytest_hgd.model import Kind, Pair
-from pytest_hgd.pairfile import load_pairs
+from pytest_hgd.core.checks import BUILTIN_CHECKS
+from pytest_hgd.core.model import Kind, Pair
+from pytest_hgd.core.record import new_record
+from pytest_hgd.storage.ledger import append_record
+from pytest_hgd.suite.ingest import render, sanitise
+from pytest_hgd.suite.pairfile import load_pairs
 
 REGISTRY = {c.name: c for c in BUILTIN_CHECKS}
 

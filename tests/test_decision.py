@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_hgd.decision import Policy, RunEvidence, decide_run
-from pytest_hgd.report import build_report, validate
+from pytest_hgd.core.decision import Policy, RunEvidence, decide_run
+from pytest_hgd.reports.report import build_report, validate
 
 AGENT = {"kind": "python", "target": "agent:reply", "source_sha256": "a" * 64}
 PROMPTS = {"candidate": {"source": "c.txt", "sha256": "c" * 64}, "baseline": None}

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from pytest_hgd.beta import beta_quantile
-from pytest_hgd.ledger import read_ledger
-from pytest_hgd.pressure import compute_pressure
+from pytest_hgd.core.beta import beta_quantile
+from pytest_hgd.core.pressure import compute_pressure
+from pytest_hgd.storage.ledger import read_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "car_sales"

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_hgd.checks import BUILTIN_CHECKS
-from pytest_hgd.fastschema import compile_schema
-from pytest_hgd.pairfile import schema_for
-from pytest_hgd.report import report_schema
+from pytest_hgd.core.checks import BUILTIN_CHECKS
+from pytest_hgd.core.fastschema import compile_schema
+from pytest_hgd.reports.report import report_schema
+from pytest_hgd.suite.pairfile import schema_for
 
 NAMES = st.sampled_from(["a", "b", "c", "id", "0"])
 SCALARS = st.one_of(

@@ -7,8 +7,8 @@ import sys
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.options import resolve
-from pytest_hgd.settings import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+from pytest_hgd.core.settings import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+from pytest_hgd.plugin.options import resolve
 
 
 def pair(customer: str, reply: str | None = None, **extra: object) -> dict[str, object]:
@@ -287,7 +287,7 @@ def test_without_hgd_the_gate_modules_are_not_even_imported(pytester: pytest.Pyt
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     line = next(x for x in result.stdout.lines if "HGD-MODULES" in x)
-    assert "pytest_hgd.session" not in line and "pytest_hgd.checks" not in line, line
+    assert "pytest_hgd.plugin.session" not in line and "pytest_hgd.core.checks" not in line, line
     assert "pytest_hgd.plugin" in line
 
 

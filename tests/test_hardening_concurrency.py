@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.cache import DATABASE
-from pytest_hgd.ledger import read_ledger
+from pytest_hgd.storage.cache import DATABASE
+from pytest_hgd.storage.ledger import read_ledger
 
 CHECK = [{"contains": "good"}]
 
@@ -61,7 +61,7 @@ APPENDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from pytest_hgd.ledger import append_record
+    from pytest_hgd.storage.ledger import append_record
 
     path, writer = Path(sys.argv[1]), int(sys.argv[2])
     for n in range(40):

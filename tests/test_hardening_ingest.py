@@ -16,7 +16,7 @@ import pytest
 from test_cli import LEAD, batch, conv
 
 from pytest_hgd.cli import main
-from pytest_hgd.suite_stats import load_suite
+from pytest_hgd.suite.suite_stats import load_suite
 
 HGD = [sys.executable, "-m", "pytest_hgd"]
 
@@ -92,7 +92,7 @@ def test_an_overlong_batch_line_is_bad_and_never_held_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("pytest_hgd.cli.MAX_LINE_BYTES", 1000)
-    monkeypatch.setattr("pytest_hgd.ingest.MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr("pytest_hgd.suite.ingest.MAX_LINE_BYTES", 1000)
     path = batch(tmp_path, "x" * 50_000, LEAD)
     assert main(["ingest", str(path), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err

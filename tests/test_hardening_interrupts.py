@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.cache import DATABASE
-from pytest_hgd.ledger import read_ledger
-from pytest_hgd.report import validate
+from pytest_hgd.reports.report import validate
+from pytest_hgd.storage.cache import DATABASE
+from pytest_hgd.storage.ledger import read_ledger
 
 REPORTS = ("report.json", "report.md", "report.html")
 # What an atomic write leaves when the process dies between creating its temporary file and
@@ -138,8 +138,8 @@ WRITER = textwrap.dedent(
     """
     import itertools, sys
     from pathlib import Path
-    from pytest_hgd.cache import write_atomic
-    from pytest_hgd.ledger import append_record
+    from pytest_hgd.storage.cache import write_atomic
+    from pytest_hgd.storage.ledger import append_record
 
     target, mode = Path(sys.argv[1]), sys.argv[2]
     for i in itertools.count():
@@ -181,7 +181,7 @@ def test_sigkill_during_atomic_writes_leaves_a_complete_file(tmp_path: Path, aft
 def test_sigkill_during_ledger_appends_loses_at_most_the_record_being_written(
     tmp_path: Path, after: float
 ) -> None:
-    from pytest_hgd.ledger import append_record
+    from pytest_hgd.storage.ledger import append_record
 
     ledger = tmp_path / "ledger.jsonl"
     _kill_while_writing(tmp_path, ledger, "ledger", after)

@@ -18,10 +18,10 @@ from conftest import Gate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_hgd.checks import BUILTIN_CHECKS
-from pytest_hgd.errors import PairFileError
-from pytest_hgd.model import Pair
-from pytest_hgd.pairfile import MAX_BYTES, load_pairs
+from pytest_hgd.core.checks import BUILTIN_CHECKS
+from pytest_hgd.core.errors import PairFileError
+from pytest_hgd.core.model import Pair
+from pytest_hgd.suite.pairfile import MAX_BYTES, load_pairs
 
 REGISTRY = {c.name: c for c in BUILTIN_CHECKS}
 DISPLAY = "pairs/gen.hgd.yaml"
@@ -433,7 +433,7 @@ def test_deep_nesting_with_the_pure_python_parser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int
 ) -> None:
     """Without libyaml, PyYAML's composer recurses in Python: a RecursionError, caught."""
-    monkeypatch.setattr("pytest_hgd.yamlreader._Loader", yaml.SafeLoader)
+    monkeypatch.setattr("pytest_hgd.suite.yamlreader._Loader", yaml.SafeLoader)
     path = tmp_path / "gen.hgd.yaml"
     path.write_bytes(b"[" * depth + b"]" * depth)
     started = time.perf_counter()

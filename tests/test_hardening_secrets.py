@@ -12,7 +12,7 @@ import pytest
 from conftest import Gate, conversation
 from openai_server import Fault, OpenAIServer
 
-from pytest_hgd.cache import DATABASE
+from pytest_hgd.storage.cache import DATABASE
 
 KEY = "sk-hardening-Zq9xV2pL7mK4wR8t"
 HEADER = "org-hardening-Hd7fK2mQ9pXw"  # a header value: secret too (>= 8 characters)
@@ -177,7 +177,7 @@ def test_a_long_token_in_the_environment_is_masked_at_linear_cost() -> None:
     import string
     import time
 
-    from pytest_hgd.redact import Redactor, secrets_from
+    from pytest_hgd.core.redact import Redactor, secrets_from
 
     chooser = random.Random(7)
     token = "".join(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.cache import DATABASE, write_atomic
+from pytest_hgd.storage.cache import DATABASE, write_atomic
 
 
 def test_the_atomic_writer_never_writes_through_a_planted_symlink(
@@ -32,7 +32,7 @@ def test_the_atomic_writer_never_writes_through_a_planted_symlink(
     old = target.parent / f".report.json.{os.getpid()}.{threading.get_ident()}.tmp"
     old.symlink_to(victim)
     names: Iterator[str] = iter(["planted", "free"])
-    monkeypatch.setattr("pytest_hgd.cache.secrets.token_hex", lambda _: next(names))
+    monkeypatch.setattr("pytest_hgd.storage.cache.secrets.token_hex", lambda _: next(names))
     (target.parent / f".report.json.{os.getpid()}.planted.tmp").symlink_to(victim)
     write_atomic(target, '{"verdict": "pass"}')
     assert victim.read_text(encoding="utf-8") == "keep me"
@@ -47,10 +47,11 @@ def test_a_failed_ledger_append_leaves_the_file_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: a disk full mid-append left a torn record for good (every later run warned)."""
-    from pytest_hgd import ledger
+    from pytest_hgd.core.record import new_record
+    from pytest_hgd.storage import ledger
 
     path = tmp_path / "ledger.jsonl"
-    ledger.append_record(path, ledger.new_record(candidate_hash="c", verdict="pass", pairs={}))
+    ledger.append_record(path, new_record(candidate_hash="c", verdict="pass", pairs={}))
     before = path.read_bytes()
     real_write = os.write
 
@@ -60,7 +61,7 @@ def test_a_failed_ledger_append_leaves_the_file_as_it_was(
         raise OSError(28, "No space left on device")  # ... then the disk is full
 
     monkeypatch.setattr(ledger.os, "write", disk_fills)
-    record = ledger.new_record(candidate_hash="d", verdict="fail", pairs={})
+    record = new_record(candidate_hash="d", verdict="fail", pairs={})
     with pytest.raises(OSError):
         ledger.append_record(path, record)
     assert path.read_bytes() == before
@@ -99,7 +100,7 @@ def test_a_wrongly_typed_ledger_record_is_skipped_with_one_note(
 def test_an_exclusively_locked_cache_costs_one_bounded_wait(tmp_path: Path) -> None:
     """Before: a cache locked by another process stalled each lookup and each write (60 s
     where the note said 30), and the note spoke of writes only."""
-    from pytest_hgd.cache import CacheError, ReplyCache
+    from pytest_hgd.storage.cache import CacheError, ReplyCache
 
     ReplyCache(tmp_path).put("k", "v")
     other = sqlite3.connect(tmp_path / DATABASE, isolation_level=None)
@@ -135,7 +136,7 @@ def test_a_cached_reply_edited_on_disk_is_a_miss_with_a_note(hgd: Gate) -> None:
 def test_a_cache_from_before_digests_is_migrated_and_its_rows_asked_again(
     tmp_path: Path,
 ) -> None:
-    from pytest_hgd.cache import SCHEMA_VERSION, ReplyCache
+    from pytest_hgd.storage.cache import SCHEMA_VERSION, ReplyCache
 
     with contextlib.closing(sqlite3.connect(tmp_path / DATABASE)) as db, db:
         db.execute("CREATE TABLE replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")

@@ -12,7 +12,7 @@ from openai_server import OpenAIServer
 
 CHECK_CONFTEST = """
 import pytest
-from pytest_hgd.checks import CheckType
+from pytest_hgd.core.checks import CheckType
 
 def starts_with(reply, arg, pair):
     return reply.startswith(arg), f"does not start with {arg!r}"

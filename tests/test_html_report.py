@@ -19,10 +19,10 @@ from browser import Browser, Page, find_chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hgd import report as hgd_report
-from pytest_hgd.decision import Policy, RunEvidence, decide_run
-from pytest_hgd.html_report import render_html, write_html
-from pytest_hgd.text import printable
+from pytest_hgd.core.decision import Policy, RunEvidence, decide_run
+from pytest_hgd.core.text import printable
+from pytest_hgd.reports import report as hgd_report
+from pytest_hgd.reports.html_report import render_html, write_html
 
 SCRIPT_REPLY = '<script>window.pwned = 1</script> & "quotes" </div></td></tr></table>'
 IMG_MESSAGE = "missing 'sales rep' <img src=x onerror=\"window.pwned = 2\">"

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from openai_server import Fault, OpenAIServer, echo_reply
 
-from pytest_hgd.errors import AgentError
-from pytest_hgd.http_agent import HTTPAgent, HTTPAgentSettings, _retry_after
-from pytest_hgd.options import parse_headers
+from pytest_hgd.agents.http_agent import HTTPAgent, HTTPAgentSettings, _retry_after
+from pytest_hgd.core.errors import AgentError
+from pytest_hgd.plugin.options import parse_headers
 
 KEY = "sk-test-SECRET-123"
 ENV = {"OPENAI_API_KEY": KEY}

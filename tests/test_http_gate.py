@@ -10,7 +10,7 @@ import pytest
 from conftest import Gate, conversation
 from openai_server import Fault, OpenAIServer
 
-from pytest_hgd.cache import DATABASE
+from pytest_hgd.storage.cache import DATABASE
 
 SECRET = "sk-test-SECRET-e2e-4242"
 

@@ -17,10 +17,10 @@ import pytest
 from conftest import Gate, conversation
 from openai_server import Fault, OpenAIServer, echo_reply
 
-from pytest_hgd.errors import AgentError
-from pytest_hgd.http_agent import HTTPAgent, HTTPAgentSettings
-from pytest_hgd.http_process import ProcessHTTPAgent
-from pytest_hgd.http_spawn import SpareWorkers
+from pytest_hgd.agents.http_agent import HTTPAgent, HTTPAgentSettings
+from pytest_hgd.agents.http_process import ProcessHTTPAgent
+from pytest_hgd.agents.http_spawn import SpareWorkers
+from pytest_hgd.core.errors import AgentError
 
 KEY = "sk-test-SECRET-worker-77"
 MESSAGES = [{"role": "user", "content": "How much is the RAV4?"}]
@@ -114,7 +114,7 @@ def test_errors_and_retries_cross_the_pipe_scrubbed(
     )
     agent = ProcessHTTPAgent(settings(server.base_url), workers=1)
     with (
-        caplog.at_level(logging.DEBUG, logger="pytest_hgd.http_agent"),
+        caplog.at_level(logging.DEBUG, logger="pytest_hgd.agents.http_agent"),
         pytest.raises(AgentError) as info,
     ):
         reply_once(agent)
@@ -217,8 +217,8 @@ def test_the_worker_exits_when_its_parent_is_killed(server: OpenAIServer, tmp_pa
     script = tmp_path / "parent.py"
     script.write_text(
         "import asyncio, sys\n"
-        "from pytest_hgd.http_agent import HTTPAgentSettings\n"
-        "from pytest_hgd.http_process import ProcessHTTPAgent\n"
+        "from pytest_hgd.agents.http_agent import HTTPAgentSettings\n"
+        "from pytest_hgd.agents.http_process import ProcessHTTPAgent\n"
         "agent = ProcessHTTPAgent(HTTPAgentSettings(model='m', base_url=sys.argv[1]), 1)\n"
         "async def main():\n"
         "    print(await agent.reply('p', [{'role': 'user', 'content': 'hi'}]), flush=True)\n"

@@ -24,8 +24,8 @@ import httpx
 import pytest
 from openai_server import Fault, OpenAIServer, echo_reply
 
-from pytest_hgd.http_agent import HTTPAgent, HTTPAgentSettings
-from pytest_hgd.http_transport import LeanTransport
+from pytest_hgd.agents.http_agent import HTTPAgent, HTTPAgentSettings
+from pytest_hgd.agents.http_transport import LeanTransport
 
 # A connection dropped without being closed warns when it is collected: make that fail.
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")

@@ -8,11 +8,10 @@ import sys
 import threading
 from pathlib import Path
 
-from pytest_hgd.ledger import (
+from pytest_hgd.core.record import SCHEMA_VERSION, new_record
+from pytest_hgd.storage.ledger import (
     DEFAULT_LEDGER,
-    SCHEMA_VERSION,
     append_record,
-    new_record,
     read_ledger,
 )
 
@@ -87,7 +86,7 @@ def test_unreadable_ledger_is_a_problem_not_an_exception(tmp_path: Path) -> None
 _WRITER = """
 import sys, time
 from pathlib import Path
-from pytest_hgd.ledger import append_record
+from pytest_hgd.storage.ledger import append_record
 path, who = Path(sys.argv[1]), sys.argv[2]
 (path.parent / f"ready-{who}").touch()
 while len(list(path.parent.glob("ready-*"))) < 2:

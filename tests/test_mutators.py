@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hgd.mutators import (
+from pytest_hgd.core.mutators import (
     BUILTIN_MUTATORS,
     NEUTRAL_SENTENCES,
     Mutant,

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hgd.beta import beta_cdf, beta_quantile, jeffreys_interval
-from pytest_hgd.pressure import NOISE_PULL, ProbeResult, compute_pressure
-from pytest_hgd.summary import pressure_lines
+from pytest_hgd.core.beta import beta_cdf, beta_quantile, jeffreys_interval
+from pytest_hgd.core.pressure import ProbeResult, compute_pressure
+from pytest_hgd.core.survival import NOISE_PULL
+from pytest_hgd.reports.summary import pressure_lines
 
 F = "pairs/call.hgd.yaml::"
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.ledger import read_ledger
+from pytest_hgd.storage.ledger import read_ledger
 
 CHECK = [{"contains": "good"}]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from pytest_hgd.http_transport import _Connection
-from pytest_hgd.xdist_support import queued_items
+from pytest_hgd.agents.http_transport import _Connection
+from pytest_hgd.plugin.xdist_support import queued_items
 
 
 def _release(text: str) -> tuple[int, ...]:

@@ -54,7 +54,7 @@ def _runtime_requirements() -> list[str]:
 
 def _imported_top_level_names(folder: Path) -> set[str]:
     names = set()
-    for path in folder.glob("*.py"):
+    for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
@@ -126,20 +126,61 @@ def test_no_test_module_defines_a_function_pytest_takes_for_set_up() -> None:
     assert found == []
 
 
-# The pytest glue: the only modules that may import pytest. Everything else (the suite,
-# agents and their worker processes, decisions, the run, reports, the `hgd` command) is
-# plain Python that a worker process or `hgd merge` can import without pytest.
-GLUE = {
-    "builtins",
-    "hookspecs",
-    "items",
-    "keys",
-    "options",
-    "plugin",
-    "session",
-    "warning_types",
-    "xdist_support",
+# The layers, top to bottom: a module may import only from its own layer and those below
+# it. `plugin` is the pytest glue, the only layer that imports pytest; `cli` is the `hgd`
+# command. Nothing imports upwards, and `core` (decisions) imports no other layer.
+LAYERS = {
+    "plugin": 6,
+    "cli": 6,
+    "run": 5,
+    "agents": 4,
+    "suite": 3,
+    "reports": 3,
+    "storage": 2,
+    "core": 1,
 }
+
+
+def _modules() -> list[tuple[str, Path]]:
+    """(dotted name, path) of every module of the package."""
+    package = ROOT / "pytest_hgd"
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out.append((name, path))
+    return out
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_imports_only_point_down_the_layers() -> None:
+    wrong = []
+    for name, path in _modules():
+        own = _layer(name)
+        if own is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                wrong.append(f"{name}: relative import (write pytest_hgd.LAYER.module)")
+            targets = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            for target in targets:
+                other = _layer(target)
+                if other is not None and other != own and LAYERS[other] >= LAYERS[own]:
+                    wrong.append(f"{name} imports {target}: {other} is not below {own}")
+    assert wrong == []
+    assert {_layer(name) for name, _ in _modules()} >= set(LAYERS) - {"cli"}
+
+
 NO_PYTEST = """
 import importlib, importlib.abc, sys
 
@@ -151,18 +192,18 @@ class NoPytest(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, NoPytest())
 for name in sys.argv[1:]:
-    importlib.import_module("pytest_hgd." + name)
+    importlib.import_module(name)
 print("ok")
 """
 
 
 def test_only_the_pytest_glue_imports_pytest() -> None:
-    modules = sorted(
-        path.stem
-        for path in (ROOT / "pytest_hgd").glob("*.py")
-        if path.stem not in GLUE and path.stem not in ("__init__", "__main__")
-    )
-    assert "http_process" in modules and "judge" in modules and "pressure" in modules
+    """Everything outside `pytest_hgd.plugin` (the suite, agents and their worker processes,
+    decisions, the run, reports, the `hgd` command) imports with pytest made unimportable."""
+    modules = [
+        name for name, _ in _modules() if _layer(name) != "plugin" and not name.endswith("__main__")
+    ]
+    assert "pytest_hgd.agents.http_process" in modules and "pytest_hgd.cli" in modules
     done = subprocess.run(
         [sys.executable, "-c", NO_PYTEST, *modules],
         cwd=ROOT,

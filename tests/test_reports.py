@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from conftest import Gate, conversation
 
-from pytest_hgd.report import json_text, report_schema, validate
+from pytest_hgd.reports.report import json_text, report_schema, validate
 
 
 def setup_suite(hgd: Gate) -> tuple[str, ...]:

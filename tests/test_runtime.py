@@ -9,7 +9,7 @@ import time
 
 from conftest import Gate, conversation
 
-from pytest_hgd.cache import DATABASE
+from pytest_hgd.storage.cache import DATABASE
 
 CHECK = [{"contains": "good"}]
 

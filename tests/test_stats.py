@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hgd.stats import (
+from pytest_hgd.core.stats import (
     PassCounts,
     decide,
     fisher_one_sided_greater,

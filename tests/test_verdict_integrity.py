@@ -105,7 +105,7 @@ def test_partial_runs_stay_out_of_pressure_trends_and_growth(hgd: Gate) -> None:
     assert len(report["trend"]) == 2  # the partial run is no point of the trend
     assert report["pressure"]["constraints"]["value"] == 3
     assert report["pressure"]["constraints"]["growth"] == 0
-    from pytest_hgd.suite_stats import growth_series
+    from pytest_hgd.suite.suite_stats import growth_series
 
     assert [size for _, size in growth_series(records)] == [3, 3]
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_hardening_pairfile import DOCUMENT, HOSTILE, YAML_TOKENS, _dump, mutated
 
-from pytest_hgd.errors import PairFileError
-from pytest_hgd.yamlreader import NO_DOCUMENT, Location, YamlReader
+from pytest_hgd.core.errors import PairFileError
+from pytest_hgd.suite.yamlreader import NO_DOCUMENT, Location, YamlReader
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 

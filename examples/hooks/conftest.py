@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pytest_hgd.checks import CheckType
-from pytest_hgd.model import Pair
+from pytest_hgd.core.checks import CheckType
+from pytest_hgd.core.model import Pair
 
 WORDS = re.compile(r"\w+")
 

@@ -1,0 +1,119 @@
+"""One run's decision, a pure function of its evidence and the gate's policy.
+
+The session gathers the evidence (the payloads the pairs and rollouts reported, what was
+skipped, the prompts' hashes, the agent, which pairs ran); `decide_run` turns it, the
+ledger's earlier runs and the probe's result into the decision: counts per delta, the
+verdict and its reasons, the pressure, the ledger record. The ledger, the terminal summary
+and the JSON, Markdown and HTML reports read the decision; none recomputes a count or a
+verdict. No pytest and no I/O here, so a serial run, the xdist controller, a merge of CI
+shards or a search step can all call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_hgd.core import gate
+from pytest_hgd.core import record as records
+from pytest_hgd.core.pressure import ProbeResult, compute_pressure
+
+Payload = Mapping[str, Any]
+TREND_RUNS = 50  # ledger runs shown in the report's pressure trend
+
+
+@dataclass(frozen=True)
+class RunEvidence:
+    """What one run observed, as plain data."""
+
+    pairs: Sequence[Payload]
+    skipped: Sequence[Payload]
+    rollouts: Sequence[Payload]
+    baseline_hash: str | None
+    candidate_hash: str
+    agent: Mapping[str, object]
+    commit: str | None = None
+    selection: Mapping[str, Any] = field(
+        default_factory=lambda: {"ran": 0, "enforced": 0, "why": [], "at_least": False}
+    )
+
+    @property
+    def partial(self) -> bool:
+        """Enforced pairs were left out (`-k`, `--lf`, `-x`, ...): no gate verdict."""
+        return bool(self.selection.get("why"))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The gate's rules: what fails it, and how pressure is read."""
+
+    strict: bool = False
+    alpha: float = 0.05
+    max_pressure: float | None = None
+    pressure_window: int = 20
+    pressure_warn: float = 0.7
+
+
+@dataclass(frozen=True)
+class RunDecision:
+    """Everything the outputs read: made once, by `decide_run`."""
+
+    counts: dict[str, int]
+    rollout_counts: dict[str, int]
+    reasons: list[str]
+    verdict: str
+    pressure: dict[str, Any]
+    record: dict[str, Any]  # the ledger record, verdict and pressure included
+    trend: list[dict[str, Any]]
+    calls: dict[str, Any]
+    samples: dict[str, Any]
+
+
+def decide_run(
+    evidence: RunEvidence,
+    policy: Policy,
+    history: Sequence[Mapping[str, Any]] = (),
+    probe: ProbeResult | None = None,
+) -> RunDecision:
+    """The run's decision. ``history`` is the ledger before this run; partial runs in it are
+    no evidence (pressure leaves them out)."""
+    counts = gate.count_deltas(p["delta"] for p in evidence.pairs)
+    rollout_counts = gate.count_deltas(r["delta"] for r in evidence.rollouts)
+    found = gate.evidence_reasons(counts, rollout_counts, policy.strict)
+    record = records.ledger_record(
+        evidence.pairs,
+        evidence.skipped,
+        baseline_hash=evidence.baseline_hash,
+        candidate_hash=evidence.candidate_hash,
+        agent=evidence.agent,
+        verdict=gate.verdict(found),  # what the pairs and rollouts say: pressure's input
+        alpha=policy.alpha,
+        commit=evidence.commit,
+        partial=evidence.partial,
+    )
+    pressure = compute_pressure(
+        record,
+        history,
+        window=policy.pressure_window,
+        probe=probe,
+        warn_at=policy.pressure_warn,
+    )
+    reasons = list(found)
+    limit = policy.max_pressure
+    if limit is not None and pressure["value"] > limit:
+        reasons.append(f"pressure {pressure['value']:.2f} above --hgd-max-pressure={limit:g}")
+    verdict = gate.verdict(reasons)
+    record = {**record, "verdict": verdict, "pressure": pressure}
+    points = (records.trend_point(r) for r in [*history, record])
+    return RunDecision(
+        counts=counts,
+        rollout_counts=rollout_counts,
+        reasons=reasons,
+        verdict=verdict,
+        pressure=pressure,
+        record=record,
+        trend=[point for point in points if point is not None][-TREND_RUNS:],
+        calls=records.calls(evidence.pairs, evidence.rollouts),
+        samples={"max": records.max_samples(evidence.pairs), "alpha": policy.alpha},
+    )

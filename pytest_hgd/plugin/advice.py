@@ -1,0 +1,39 @@
+"""The summary's last line: the exact next command to run, from the report and the
+command line this run was started with."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+
+def next_command(
+    report: Mapping[str, Any], args: list[str], *, has_baseline: bool, lf_works: bool
+) -> str:
+    """What to do next. ``lf_works``: pytest's cache provider is on, so ``--lf`` works."""
+    if report["verdict"] == "fail":
+        failing = [*report["pairs"], *report["rollouts"]]
+        if any(p["delta"] == "error" for p in failing) and not any(
+            p["delta"] in ("regressed", "new_fail") for p in failing
+        ):
+            what = "check the agent or its endpoint (the errors above say what it did)"
+        else:
+            what = "fix the prompt"
+        return f"{what}, then rerun the failing pairs first: {_rerun_failing(args, lf_works)}"
+    if report.get("partial"):
+        return (
+            "run every enforced pair (no -k, -m, --lf, --deselect, node ids or -x) "
+            "for the gate's verdict"
+        )
+    if not has_baseline:
+        command = shlex.join(["pytest", *args])
+        return f"compare against the champion: {command} --hgd-baseline=git:main:PATH"
+    return "the candidate passes the gate: merge it to make it the champion"
+
+
+def _rerun_failing(args: list[str], lf_works: bool) -> str:
+    """The command again, with ``--lf`` unless it has it or pytest's cache is off."""
+    if any(arg in ("--lf", "--last-failed") for arg in args) or not lf_works:
+        return shlex.join(["pytest", *args])
+    return shlex.join(["pytest", *args, "--lf"])

@@ -1,0 +1,329 @@
+"""Every ``--hgd-*`` option and ``hgd_*`` ini key, resolved once into frozen settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from pytest_hgd.core.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_HTTP_WORKERS,
+    DEFAULT_MAX_REPLY_CHARS,
+    DEFAULT_TIMEOUT,
+    HTTPOptions,
+    JudgeSettings,
+    Settings,
+)
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
+
+
+# (flag, ini key or "", help)
+_VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--hgd-agent", "hgd_agent", "agent: package.module:function, or openai:MODEL"),
+    ("--hgd-candidate", "", "candidate prompt file (default: ini hgd_prompt)"),
+    ("--hgd-baseline", "hgd_baseline", "baseline prompt: PATH or git:REV:PATH"),
+    (
+        "--hgd-timeout",
+        "hgd_timeout",
+        f"seconds per agent call (default {DEFAULT_TIMEOUT:g})",
+    ),
+    (
+        "--hgd-concurrency",
+        "hgd_concurrency",
+        f"agent calls in flight at once (default {DEFAULT_CONCURRENCY})",
+    ),
+    ("--hgd-samples", "hgd_samples", "replies per pair and prompt (default 1)"),
+    (
+        "--hgd-max-reply-chars",
+        "hgd_max_reply_chars",
+        f"longest reply accepted, in characters (default {DEFAULT_MAX_REPLY_CHARS})",
+    ),
+    ("--hgd-alpha", "hgd_alpha", "significance level of the sampled gate (default 0.05)"),
+    ("--hgd-ledger", "hgd_ledger", "ledger of gate runs, JSON Lines (default .hgd/ledger.jsonl)"),
+    ("--hgd-probe", "hgd_probe", "run M mutants of the candidate through the gate (default 0)"),
+    ("--hgd-seed", "hgd_seed", "seed of the probe's mutations (default 0)"),
+    ("--hgd-max-pressure", "hgd_max_pressure", "fail the gate when pressure is above X"),
+    ("--hgd-report", "", "write the gate report as JSON to this path"),
+    ("--hgd-markdown", "", "write the gate summary as Markdown to this path"),
+    ("--hgd-html", "", "write a self-contained HTML report to this path"),
+    ("--hgd-cache-dir", "hgd_cache_dir", "reply cache directory (default .hgd/cache)"),
+    (
+        "--hgd-base-url",
+        "hgd_base_url",
+        "OpenAI-compatible base URL (default https://api.openai.com/v1)",
+    ),
+    (
+        "--hgd-http-workers",
+        "hgd_http_workers",
+        "processes making the HTTP agent's calls (default 1; 0: the pytest process)",
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hgd", "pytest-hgd: the regression gate for agent prompts")
+    group.addoption(
+        "--hgd",
+        action="store_true",
+        default=False,
+        help="collect *.hgd.yaml pair files and run the prompt gate",
+    )
+    for flag, ini, text in _VALUE_OPTIONS:
+        group.addoption(flag, action="store", default=None, metavar="VALUE", help=text)
+        if ini:
+            parser.addini(ini, text, type="string", default=None)
+    group.addoption(
+        "--hgd-strict",
+        action="store_true",
+        default=None,
+        help="still-failing pairs fail instead of xfail",
+    )
+    group.addoption(
+        "--hgd-rollout",
+        action="store_true",
+        default=None,
+        help="also replay every conversation with the agent's own replies (rollout items)",
+    )
+    group.addoption(
+        "--hgd-no-ledger",
+        action="store_true",
+        default=False,
+        help="do not read or append the ledger",
+    )
+    group.addoption(
+        "--hgd-no-cache",
+        action="store_true",
+        default=False,
+        help="neither read nor write the reply cache",
+    )
+    group.addoption(
+        "--hgd-refresh-cache",
+        action="store_true",
+        default=False,
+        help="call the agent for every reply and overwrite the cache",
+    )
+    group.addoption(
+        "--hgd-clear-cache",
+        action="store_true",
+        default=False,
+        help="delete every cached reply before the run (says how many)",
+    )
+    parser.addini(
+        "hgd_prompt", "candidate prompt file for local iteration", type="string", default=None
+    )
+    parser.addini("hgd_rollout", "roll out every conversation", type="bool", default=False)
+    parser.addini(
+        "hgd_strict", "still-failing pairs fail instead of xfail", type="bool", default=False
+    )
+    parser.addini(
+        "hgd_agent_version", "bump to invalidate cached replies", type="string", default=None
+    )
+    parser.addini(
+        "hgd_api_key_env",
+        "env var holding the HTTP agent's API key (default OPENAI_API_KEY; empty: none)",
+        type="string",
+        default=None,
+    )
+    parser.addini("hgd_temperature", "HTTP agent temperature", type="string", default=None)
+    parser.addini("hgd_max_tokens", "HTTP agent max_tokens", type="string", default=None)
+    parser.addini("hgd_max_retries", "HTTP agent retries (default 4)", type="string", default=None)
+    parser.addini("hgd_pressure_warn", "pressure that warns (default 0.7)", type="string")
+    parser.addini(
+        "hgd_pressure_window", "ledger runs the pressure looks at (default 20)", type="string"
+    )
+    parser.addini("hgd_judge_model", "model of the `judge:` check", type="string")
+    parser.addini(
+        "hgd_judge_base_url", "judge's OpenAI-compatible URL (default hgd_base_url)", type="string"
+    )
+    parser.addini(
+        "hgd_judge_api_key_env",
+        "env var of the judge's key (default hgd_api_key_env)",
+        type="string",
+    )
+    parser.addini(
+        "hgd_headers", "extra HTTP headers, one 'Name: value' a line", type="linelist", default=[]
+    )
+
+
+class _Resolver:
+    """Looks an option up on the command line first (relative to the invocation directory),
+    then in the ini file (relative to the rootdir), and parses it with a clear error."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.cwd = config.invocation_params.dir
+        self.rootdir = config.rootpath
+
+    def raw(self, flag: str, ini: str) -> tuple[str | None, Path, str]:
+        value = self.config.getoption(flag.lstrip("-").replace("-", "_")) if flag else None
+        if value is not None:
+            return str(value), self.cwd, flag
+        if ini:
+            ini_value = self.config.getini(ini)
+            if ini_value not in (None, "", []):  # unset: None, or [] on pytest 7
+                return str(ini_value), self.rootdir, f"ini {ini}"
+        return None, self.rootdir, flag or f"ini {ini}"
+
+    def parsed(
+        self, flag: str, ini: str, parse: Callable[[str], T], default: T, accepted: str
+    ) -> T:
+        value, _, name = self.raw(flag, ini)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except ValueError:
+            raise pytest.UsageError(f"{name}={value!r}: expected {accepted}") from None
+
+    def path(self, flag: str, ini: str, default: str | None) -> Path | None:
+        value, base, _ = self.raw(flag, ini)
+        if value is None:
+            if default is None:
+                return None
+            value, base = default, self.rootdir
+        return (base / value).resolve()
+
+
+def _within(kind: Callable[[str], N], accepts: Callable[[N], bool]) -> Callable[[str], N]:
+    """A parser of ``kind`` that refuses (ValueError) what ``accepts`` rejects."""
+
+    def parse(text: str) -> N:
+        value = kind(text)
+        if not accepts(value):
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+_fraction = _within(float, lambda v: 0 < v < 1)
+_samples = _within(int, lambda v: 1 <= v <= 1000)
+_unit = _within(float, lambda v: 0 <= v <= 1)
+_non_negative = _within(int, lambda v: v >= 0)
+_positive_int = _within(int, lambda v: v > 0)
+_positive_float = _within(float, lambda v: v > 0)
+
+
+def parse_headers(lines: str | Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Parse `Name: value` lines (blank lines skipped); raise ValueError on a bad line."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    parsed = []
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        if not sep or not name or any(c.isspace() for c in name):
+            raise ValueError(f"header line must look like 'Name: value', got {name or line!r}")
+        parsed.append((name, value.strip()))
+    return tuple(parsed)
+
+
+def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
+    try:
+        return parse_headers(lines)
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini hgd_headers: {exc}") from None
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read and check every option; a bad value is a UsageError naming it."""
+    r = _Resolver(config)
+    agent, _, _ = r.raw("--hgd-agent", "hgd_agent")
+    if not agent:
+        raise pytest.UsageError(
+            "pytest --hgd needs an agent: --hgd-agent=package.module:function "
+            "(or openai:MODEL), or `hgd_agent = ...` in the ini file"
+        )
+    candidate, candidate_base, _ = r.raw("--hgd-candidate", "hgd_prompt")
+    if not candidate:
+        raise pytest.UsageError(
+            "pytest --hgd needs a candidate prompt: --hgd-candidate=PATH, "
+            "or `hgd_prompt = PATH` in the ini file"
+        )
+    baseline, baseline_base, _ = r.raw("--hgd-baseline", "hgd_baseline")
+    no_cache = bool(config.getoption("hgd_no_cache"))
+    strict = config.getoption("hgd_strict")
+    api_key_env, _, _ = r.raw("", "hgd_api_key_env")
+    base_url = r.raw("--hgd-base-url", "hgd_base_url")[0] or "https://api.openai.com/v1"
+    key_env = (api_key_env if api_key_env is not None else "OPENAI_API_KEY") or None
+    judge_key_env = r.raw("", "hgd_judge_api_key_env")[0]
+    timeout = r.parsed(
+        "--hgd-timeout", "hgd_timeout", _positive_float, DEFAULT_TIMEOUT, "a number of seconds > 0"
+    )
+    return Settings(
+        agent=agent,
+        candidate=candidate,
+        candidate_base=candidate_base,
+        baseline=baseline,
+        baseline_base=baseline_base,
+        strict=bool(strict) if strict is not None else bool(config.getini("hgd_strict")),
+        timeout=timeout,
+        concurrency=r.parsed(
+            "--hgd-concurrency",
+            "hgd_concurrency",
+            _positive_int,
+            DEFAULT_CONCURRENCY,
+            "a whole number > 0",
+        ),
+        agent_version=r.raw("", "hgd_agent_version")[0],
+        max_reply_chars=r.parsed(
+            "--hgd-max-reply-chars",
+            "hgd_max_reply_chars",
+            _positive_int,
+            DEFAULT_MAX_REPLY_CHARS,
+            "a whole number of characters > 0",
+        ),
+        cache_dir=r.path("--hgd-cache-dir", "hgd_cache_dir", ".hgd/cache") or Path(),
+        read_cache=not no_cache and not config.getoption("hgd_refresh_cache"),
+        write_cache=not no_cache,
+        clear_cache=bool(config.getoption("hgd_clear_cache")),
+        report=r.path("--hgd-report", "", None),
+        markdown=r.path("--hgd-markdown", "", None),
+        html=r.path("--hgd-html", "", None),
+        rollout=bool(config.getoption("hgd_rollout") or config.getini("hgd_rollout")),
+        judge=JudgeSettings(
+            model=r.raw("", "hgd_judge_model")[0],
+            base_url=r.raw("", "hgd_judge_base_url")[0] or base_url,
+            api_key_env=key_env if judge_key_env is None else (judge_key_env or None),
+            timeout=timeout,
+        ),
+        samples=r.parsed(
+            "--hgd-samples", "hgd_samples", _samples, 1, "a whole number from 1 to 1000"
+        ),
+        alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
+        ledger=None
+        if config.getoption("hgd_no_ledger")
+        else r.path("--hgd-ledger", "hgd_ledger", ".hgd/ledger.jsonl"),
+        probe=r.parsed("--hgd-probe", "hgd_probe", _non_negative, 0, "a whole number >= 0"),
+        seed=r.parsed("--hgd-seed", "hgd_seed", int, 0, "a whole number"),
+        pressure_warn=r.parsed("", "hgd_pressure_warn", _unit, 0.7, "a number in [0, 1]"),
+        max_pressure=r.parsed(
+            "--hgd-max-pressure", "hgd_max_pressure", _unit, None, "a number in [0, 1]"
+        ),
+        pressure_window=r.parsed(
+            "", "hgd_pressure_window", _positive_int, 20, "a whole number > 0"
+        ),
+        http=HTTPOptions(
+            base_url=base_url,
+            api_key_env=key_env,
+            temperature=r.parsed("", "hgd_temperature", float, None, "a number"),
+            max_tokens=r.parsed("", "hgd_max_tokens", _positive_int, None, "a whole number > 0"),
+            headers=_headers(list(config.getini("hgd_headers"))),
+            max_retries=r.parsed("", "hgd_max_retries", int, 4, "a whole number"),
+            workers=r.parsed(
+                "--hgd-http-workers",
+                "hgd_http_workers",
+                _non_negative,
+                DEFAULT_HTTP_WORKERS,
+                "a whole number >= 0",
+            ),
+        ),
+    )

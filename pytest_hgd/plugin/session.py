@@ -1,0 +1,491 @@
+"""The per-run state of ``pytest --hgd``: one object, registered as a plugin while it runs."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import warnings
+from collections.abc import Generator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_hgd.agents.agent import Agent, AgentSpecError
+from pytest_hgd.agents.judge import Judge
+from pytest_hgd.core.checks import CheckType
+from pytest_hgd.core.decision import Policy, RunEvidence, decide_run
+from pytest_hgd.core.errors import PairFileError
+from pytest_hgd.core.model import Conversation
+from pytest_hgd.core.mutators import Mutator
+from pytest_hgd.core.pressure import ProbeResult
+from pytest_hgd.core.redact import redactor_for
+from pytest_hgd.core.settings import Settings
+from pytest_hgd.plugin.advice import next_command
+from pytest_hgd.plugin.builtins import Builtins
+from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
+from pytest_hgd.plugin.keys import SPARES_KEY
+from pytest_hgd.plugin.selection import SELECTION_KEY, Selection
+from pytest_hgd.plugin.warning_types import HGDPressureWarning
+from pytest_hgd.plugin.xdist_support import is_controller, is_worker, queued_items
+from pytest_hgd.reports.report import build_report, write_json
+from pytest_hgd.reports.summary import render_terminal, write_markdown
+from pytest_hgd.run.evaluator import Evaluations, Evaluator
+from pytest_hgd.run.probe import probe_plan, run_probe
+from pytest_hgd.run.prompts import Prompt, PromptError, git_commit, load_prompt
+from pytest_hgd.run.rollout import RolloutResult, RolloutRunner
+from pytest_hgd.run.runner import CallSettings, Scheduler
+from pytest_hgd.storage.cache import ReplyCache
+from pytest_hgd.storage.ledger import append_record, read_ledger
+from pytest_hgd.suite.pairfile import is_pair_file
+
+
+def _load(spec: str, base: Path, option: str) -> Prompt:
+    try:
+        return load_prompt(spec, base)
+    except PromptError as exc:
+        raise pytest.UsageError(f"{option}: {exc}") from None
+
+
+def _write_html(report: dict[str, Any], path: Path) -> None:
+    from pytest_hgd.reports.html_report import (
+        write_html,  # imported only when an HTML report is asked for
+    )
+
+    write_html(report, path)
+
+
+def _checks(config: pytest.Config) -> dict[str, CheckType]:
+    """Every registered check type by name; a name registered twice is a usage error."""
+    registry: dict[str, CheckType] = {}
+    for check_types in config.hook.pytest_hgd_checks(config=config):
+        for check_type in check_types:
+            if check_type.name in registry:
+                raise pytest.UsageError(
+                    f"check {check_type.name!r} is registered twice (pytest_hgd_checks)"
+                )
+            registry[check_type.name] = check_type
+    return registry
+
+
+@contextlib.contextmanager
+def _quiet_on_interrupt() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while the gate finishes: pytest's interrupted status and one line,
+    not a traceback. Every file is written atomically, so each is complete or untouched."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        pytest.exit(
+            "pytest-hgd: interrupted while finishing the gate; each report and the ledger "
+            "record is complete or was not written",
+            returncode=pytest.ExitCode.INTERRUPTED,
+        )
+
+
+class HGDSession:
+    """Prompts, agent, scheduler and the results gathered from the test reports."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.policy = Policy(
+            strict=settings.strict,
+            alpha=settings.alpha,
+            max_pressure=settings.max_pressure,
+            pressure_window=settings.pressure_window,
+            pressure_warn=settings.pressure_warn,
+        )
+        self.candidate = _load(settings.candidate, settings.candidate_base, "--hgd-candidate")
+        self.baseline = (
+            _load(settings.baseline, settings.baseline_base, "--hgd-baseline")
+            if settings.baseline
+            else None
+        )
+        self.cache = (
+            ReplyCache(settings.cache_dir) if settings.write_cache or settings.read_cache else None
+        )
+        self.judge = Judge(settings.judge, self.cache)
+        spares = config.stash.get(SPARES_KEY, None)
+        config.pluginmanager.register(Builtins(settings, self.judge, spares), "hgd-builtins")
+        self.registry = _checks(config)
+        self.mutators: dict[str, Mutator] = {}
+        for mutators in reversed(config.hook.pytest_hgd_mutators(config=config)):
+            self.mutators.update(mutators)
+        try:
+            agent = config.hook.pytest_hgd_make_agent(config=config, spec=settings.agent)
+        except AgentSpecError as exc:
+            raise pytest.UsageError(f"--hgd-agent={settings.agent}: {exc}") from None
+        if agent is None:
+            raise pytest.UsageError(f"--hgd-agent={settings.agent}: no plugin makes this agent")
+        self.agent: Agent = agent
+        self.cleared: int | None = None
+        if settings.clear_cache and not is_worker(config):
+            self.cleared = ReplyCache(settings.cache_dir).clear()
+        self.scheduler = Scheduler(
+            self.agent,
+            self.cache,
+            CallSettings(
+                timeout=settings.timeout,
+                concurrency=settings.concurrency,
+                agent_version=settings.agent_version,
+                read_cache=settings.read_cache,
+                write_cache=settings.write_cache,
+                max_reply_chars=settings.max_reply_chars,
+            ),
+        )
+        self.redactor = redactor_for(
+            (settings.http.api_key_env, settings.judge.api_key_env), settings.http.headers
+        )
+        if self.redactor.active:
+            self.scheduler.uncacheable = self.redactor.finds
+        self.all_items: list[pytest.Item] = []
+        self.evaluator = Evaluator(
+            self.scheduler,
+            self.registry,
+            self.candidate,
+            self.baseline,
+            settings.samples,
+            settings.alpha,
+        )
+        self.sampled = False
+        self.runnable_count = 0
+        self.pairs: list[dict[str, Any]] = []
+        self.rollouts: list[dict[str, Any]] = []
+        self.rollouts_runner = RolloutRunner(
+            self.scheduler, self.evaluator.prompts, self.registry, self._simulated_customer
+        )
+        self.skipped: list[dict[str, Any]] = []
+        self.selection = Selection()
+        self.report: dict[str, Any] | None = None
+        self.notes: list[str] = []
+        self.errors: list[str] = []
+        self.unwritten: set[Path] = set()
+
+    # collection ---------------------------------------------------------------------------
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> PairFile | None:
+        if is_pair_file(file_path):
+            return PairFile.from_parent(parent, path=file_path)
+        return None
+
+    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+        """Never walk the reply cache (thousands of files) looking for tests."""
+        if collection_path == self.settings.cache_dir:
+            return True
+        return None
+
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """Warm the agent up while pytest collects (the HTTP agent's worker process starts)."""
+        if not session.config.option.collectonly and not is_controller(self.config):
+            self.scheduler.warm_up()
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        self.selection.deselected += sum(1 for item in items if self._runnable(item))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.all_items = list(session.items)
+        self.selection.collected = len(self._runnable_items())
+        if not session.config.option.collectonly:
+            # What collection built (items, pairs, their checks) lives until the run ends.
+            # Frozen, it is left out of the full garbage collections during the run, each of
+            # which would walk it again: about 45 ms apiece with 1000 pairs, in the summary.
+            gc.freeze()
+
+    # scheduling ---------------------------------------------------------------------------
+    def _runnable(self, item: pytest.Item | None) -> bool:
+        return isinstance(item, PairItem) and item.pair.retired is None and item.pair.review is None
+
+    def _runnable_items(self) -> list[PairItem]:
+        return [i for i in self.all_items if isinstance(i, PairItem) and self._runnable(i)]
+
+    # rollouts -------------------------------------------------------------------------------
+    def _simulated_customer(
+        self, conversation: Conversation, transcript: list[dict[str, str]], recorded: str
+    ) -> str | None:
+        turn: str | None = self.config.hook.pytest_hgd_customer_turn(
+            config=self.config,
+            conversation=conversation,
+            transcript=transcript,
+            recorded=recorded,
+        )
+        return turn
+
+    def roll_out(self, item: RolloutItem) -> tuple[RolloutResult | None, RolloutResult]:
+        return self.rollouts_runner.results(item.nodeid, item.conversation)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        if not is_worker(self.config) and not session.config.option.collectonly:
+            for rollout_item in self.all_items:
+                if isinstance(rollout_item, RolloutItem):
+                    self.rollouts_runner.start(rollout_item.nodeid, rollout_item.conversation)
+        runnable = self._runnable_items()
+        self.sampled = any(self.evaluator.samples(i.pair) > 1 for i in runnable)
+        self.runnable_count = len(runnable)
+        if not is_worker(self.config) and not session.config.option.collectonly:
+            for item in runnable:
+                self.evaluator.submit(item.nodeid, item.pair)
+        return (yield)
+
+    def _queued(self) -> list[PairItem]:
+        """Under xdist: the runnable items queued on this worker (a window of them)."""
+        window = 2 * self.settings.concurrency
+        queued = [
+            self.all_items[i]
+            for i in queued_items(self.config, window)
+            if 0 <= i < len(self.all_items)
+        ]
+        return [i for i in queued if isinstance(i, PairItem) and self._runnable(i)]
+
+    def evaluate(self, item: PairItem) -> Evaluations:
+        """The item's evaluations; in a sampled run, once its whole batch is decided."""
+        worker = is_worker(self.config)
+        if worker:
+            for other in self._queued():
+                self.evaluator.submit(other.nodeid, other.pair)
+        if self.sampled and item.nodeid not in self.evaluator.decisions:
+            batch = [item, *self._queued()] if worker else self._runnable_items()
+            batch = [i for i in batch if i.nodeid not in self.evaluator.decisions]
+            # Each batch spends the share of the error budget of the pairs it decides, so
+            # batches on xdist workers together never spend more than --hgd-alpha.
+            alpha = self.settings.alpha * len(batch) / max(self.runnable_count, len(batch))
+            self.evaluator.decide_batch(
+                [(i.nodeid, i.pair) for i in batch], alpha, None if worker else self._progress
+            )
+        return self.evaluator.evaluate(item.nodeid, item.pair)
+
+    def _progress(self, done: int, total: int) -> None:
+        self._say(f"hgd: sampling: {done}/{total} replies in", transient=done < total)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        result = yield
+        if item.session.shouldfail or item.session.shouldstop:
+            self.scheduler.cancel_pending()
+        return result
+
+    # results ------------------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if isinstance(item, GateItem) and item.hgd_payload and call.when == item.hgd_payload_phase:
+            report.hgd = self.redactor.value(item.hgd_payload)  # type: ignore[attr-defined]
+        if self.redactor.active and isinstance(item, GateItem):
+            self._redact_report(report)
+        return report
+
+    def _redact_report(self, report: pytest.TestReport) -> None:
+        """No secret in what pytest prints or writes (terminal, JUnit XML): the failure
+        text, a skip's or an xfail's reason."""
+        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+            report.longrepr = self.redactor.text(str(report.longrepr))
+        elif isinstance(report.longrepr, tuple):
+            path, line, reason = report.longrepr
+            report.longrepr = (path, line, self.redactor.text(reason))
+        if isinstance(getattr(report, "wasxfail", None), str):
+            report.wasxfail = self.redactor.text(report.wasxfail)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "hgd", None)
+        if isinstance(payload, dict):
+            if payload.get("rollout"):
+                self.rollouts.append(payload)
+            else:
+                (self.skipped if "status" in payload else self.pairs).append(payload)
+
+    # the gate's end: probe, pressure, ledger, reports ------------------------------------
+    def _run_probe(self) -> ProbeResult | None:
+        if not self.settings.probe or not self.pairs:
+            return None
+        try:
+            plan = probe_plan(
+                self.pairs,
+                self.config.rootpath,
+                self.registry,
+                role="baseline" if self.baseline else "candidate",
+                samples=self.settings.samples,
+            )
+        except PairFileError as exc:  # a pair file edited during the run
+            self.notes.append(f"probe skipped: {exc}")
+            return None
+        return run_probe(
+            plan,
+            self.candidate.text,
+            self.settings.probe,
+            self.settings.seed,
+            scheduler=self.scheduler,
+            registry=self.registry,
+            alpha=self.settings.alpha,
+            mutators=self.mutators,
+            progress=lambda done, total: self._say(f"hgd: probe: {done}/{total} mutants judged"),
+        )
+
+    def _say(self, text: str, transient: bool = False) -> None:
+        """A line on the terminal; a transient one is overwritten by the next on a tty."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        if transient and reporter.isatty:
+            reporter.rewrite(text)
+        else:
+            reporter.write_line(text)
+
+    def _history(self) -> list[dict[str, Any]]:
+        """The ledger's earlier runs (pressure leaves the partial ones out)."""
+        if self.settings.ledger is None:
+            return []
+        read = read_ledger(self.settings.ledger)
+        self.notes.extend(f"ledger: {problem}" for problem in read.problems)
+        return read.records
+
+    def _append_to_ledger(self, record: dict[str, Any]) -> None:
+        if self.settings.ledger is not None:
+            try:
+                append_record(self.settings.ledger, record)
+            except OSError as exc:
+                self.notes.append(
+                    f"ledger: cannot append to {self.settings.ledger}: {exc.strerror or exc}"
+                )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """xdist's controller: what a worker collected and deselected (each collects all)."""
+        self.selection.merge(getattr(node, "workeroutput", {}).get(SELECTION_KEY))
+
+    def build(self) -> dict[str, Any]:
+        """Evidence in, one decision, the ledger record and the report out."""
+        evidence = RunEvidence(
+            pairs=self.pairs,
+            skipped=self.skipped,
+            rollouts=self.rollouts,
+            baseline_hash=self.baseline.sha256 if self.baseline else None,
+            candidate_hash=self.candidate.sha256,
+            agent=self.agent.identity,
+            commit=git_commit(self.config.rootpath),
+            selection=self.selection.summary(self.config, ran=len(self.pairs)),
+        )
+        history = self._history()
+        decision = decide_run(evidence, self.policy, history, self._run_probe())
+        self._append_to_ledger(decision.record)
+        prompts = {
+            "candidate": {"source": self.candidate.source, "sha256": self.candidate.sha256},
+            "baseline": {"source": self.baseline.source, "sha256": self.baseline.sha256}
+            if self.baseline
+            else None,
+        }
+        return build_report(evidence, decision, strict=self.settings.strict, prompts=prompts)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        with _quiet_on_interrupt():
+            self._finish(session, exitstatus)
+
+    def _finish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.scheduler.cancel_pending()
+        self.scheduler.flush()  # every reply written to the cache, or its error known
+        if self.scheduler.cache_error:
+            self.notes.append(self.scheduler.cache_error)
+        if self.cache is not None and self.cache.tampered:
+            self.notes.append(
+                f"reply cache: {self.cache.tampered} cached replies did not match their digest "
+                f"(edited in {self.cache.path}?): not used, the agent was called instead"
+            )
+        if is_worker(self.config):
+            self.selection.hand_to_controller(self.config)
+        if is_worker(self.config) or session.config.option.collectonly:
+            return
+        if not self.pairs and not self.skipped and not self.rollouts:
+            return
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.notes.append("the run was interrupted: no report and no ledger record written")
+            return
+        self.report = self.build()
+        if self.report["pressure"].get("warning"):
+            reasons = "; ".join(self.report["pressure"].get("warning_reasons", []))
+            source = self.settings.ledger or self.config.rootpath / "pytest-hgd"
+            warnings.warn_explicit(
+                HGDPressureWarning(f"constraint pressure: {reasons}"),
+                HGDPressureWarning,
+                filename=str(source),
+                lineno=0,
+            )
+        written = True
+        for path, write in (
+            (self.settings.report, write_json),
+            (self.settings.markdown, write_markdown),
+            (self.settings.html, _write_html),
+        ):
+            if path is not None:
+                try:
+                    write(self.report, path)
+                except OSError as exc:
+                    self.errors.append(f"cannot write {path}: {exc.strerror or exc}")
+                    self.unwritten.add(path)
+                    written = False
+        self._hand_over(self.report)
+        failed = self.report["verdict"] == "fail" or not written
+        if failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _hand_over(self, report: dict[str, Any]) -> None:
+        """Give the finished report to every ``pytest_hgd_report`` implementation; a failing
+        one becomes a warning, never a lost report or a changed verdict."""
+        for impl in self.config.hook.pytest_hgd_report.get_hookimpls():
+            try:
+                impl.function(
+                    **{
+                        name: {"config": self.config, "report": report}[name]
+                        for name in impl.argnames
+                    }
+                )
+            except Exception as exc:
+                warnings.warn_explicit(
+                    pytest.PytestWarning(f"pytest_hgd_report in {impl.plugin_name} raised {exc!r}"),
+                    pytest.PytestWarning,
+                    filename=impl.plugin_name,
+                    lineno=0,
+                )
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        with _quiet_on_interrupt():
+            self._summary(terminalreporter)
+
+    def _summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.cleared is not None:
+            terminalreporter.write_line(
+                f"hgd: cleared {self.cleared} cached replies from {self.settings.cache_dir}"
+            )
+        if self.report is not None:
+            terminalreporter.write_sep("=", "HGD gate")
+        for note in self.notes:
+            terminalreporter.write_line(f"hgd: {note}", yellow=True)
+        for error in self.errors:
+            terminalreporter.write_line(f"hgd: error: {error}", red=True, bold=True)
+        if self.report is None:
+            return
+        advice = next_command(
+            self.report,
+            list(self.config.invocation_params.args),
+            has_baseline=self.baseline is not None,
+            lf_works=self.config.pluginmanager.has_plugin("cacheprovider"),
+        )
+        for text, markup in render_terminal(self.report, advice):
+            terminalreporter.write_line(text, **markup)
+        for kind, path in (
+            ("JSON report", self.settings.report),
+            ("Markdown report", self.settings.markdown),
+            ("HTML report", self.settings.html),
+        ):
+            if path and path not in self.unwritten:
+                terminalreporter.write_line(f"{kind} written to {path}")
+
+    def close(self) -> None:
+        if self.judge.started:
+            with contextlib.suppress(Exception):  # closing is best effort
+                self.scheduler.run_coroutine(self.judge.aclose()).result(timeout=5)
+        self.scheduler.close()
+        self.config.pluginmanager.unregister(name="hgd-builtins")
+
+
+__all__ = ["HGDSession"]

@@ -1,0 +1,1 @@
+"""Reports: the report data, its terminal and Markdown renderings, the HTML report."""

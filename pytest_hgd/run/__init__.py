@@ -1,0 +1,1 @@
+"""One gate run: prompts, the concurrent scheduler, the evaluator, rollouts and the probe."""

@@ -1,0 +1,241 @@
+"""From pairs to deltas: submit the calls, check the replies, decide (one-shot or sampled).
+
+No pytest here: the session hands in pairs by node id and gets evaluations and deltas back.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from pytest_hgd.core import gate, stats
+from pytest_hgd.core.checks import CheckType, Outcome, run_checks
+from pytest_hgd.core.errors import AgentError
+from pytest_hgd.core.model import Delta, Evaluation, Pair, Reply, Role
+from pytest_hgd.run.prompts import Prompt
+from pytest_hgd.run.runner import ReplyFuture, Scheduler, describe_exception
+
+Evaluations = tuple[Evaluation | None, Evaluation]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Decision:
+    delta: Delta
+    sampled: stats.SampledDecision | None = None
+
+
+class Evaluator:
+    """Every pair's replies under each prompt, their checks, and the pair's delta."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        registry: dict[str, CheckType],
+        candidate: Prompt,
+        baseline: Prompt | None,
+        samples: int,
+        alpha: float,
+    ) -> None:
+        self.scheduler = scheduler
+        self.registry = registry
+        self.prompts = [(Role.CANDIDATE, candidate)]
+        if baseline is not None:
+            self.prompts.insert(0, (Role.BASELINE, baseline))
+        self.default_samples = samples
+        self.alpha = alpha
+        self.futures: dict[str, dict[Role, list[ReplyFuture]]] = {}
+        self.evaluated: dict[str, Evaluations] = {}
+        self.decisions: dict[str, Decision] = {}
+
+    def samples(self, pair: Pair) -> int:
+        return pair.samples or self.default_samples
+
+    def submit(self, node_id: str, pair: Pair) -> dict[Role, list[ReplyFuture]]:
+        """Start (once) the pair's calls: every prompt, every sample. The futures of a pair
+        already evaluated are forgotten (its replies are in its evaluations): none left."""
+        futures = self.futures.get(node_id)
+        if futures is None:
+            if node_id in self.evaluated:
+                return {}
+            messages = pair.messages()
+            futures = {
+                role: [
+                    self.scheduler.submit(role, prompt.text, messages, sample)
+                    for sample in range(self.samples(pair))
+                ]
+                for role, prompt in self.prompts
+            }
+            self.futures[node_id] = futures
+        return futures
+
+    def evaluate(self, node_id: str, pair: Pair) -> Evaluations:
+        """Wait for the pair's replies and check them (once)."""
+        evaluated = self.evaluated.get(node_id)
+        if evaluated is None:
+            futures = self.submit(node_id, pair)
+            evaluations = {role: self._check(pair, fs) for role, fs in futures.items()}
+            evaluated = (evaluations.get(Role.BASELINE), evaluations[Role.CANDIDATE])
+            self.evaluated[node_id] = evaluated
+            del self.futures[node_id]  # fewer objects for the garbage collector to walk
+        return evaluated
+
+    def _check(self, pair: Pair, futures: list[ReplyFuture]) -> Evaluation:
+        replies = []
+        for future in futures:
+            try:
+                replies.append(future.result())
+            except concurrent.futures.CancelledError:
+                replies.append(Reply(None, "agent call cancelled (the run is stopping)"))
+        if any(r.error is not None for r in replies):
+            return Evaluation(tuple(replies))
+        try:
+            results = tuple(
+                run_checks(r.text or "", pair, self.registry, self._resolve) for r in replies
+            )
+        except AgentError as exc:  # a judge that failed or answered nonsense
+            return Evaluation((*replies, Reply(None, str(exc))))
+        except Exception as exc:  # a check's own fault is an error on the item, not a crash
+            return Evaluation((*replies, Reply(None, f"check raised {describe_exception(exc)}")))
+        return Evaluation(tuple(replies), results)
+
+    def _resolve(self, awaitable: Awaitable[Outcome]) -> Outcome:
+        async def wait() -> Outcome:
+            return await awaitable
+
+        return self.scheduler.run_coroutine(wait()).result()
+
+    def decide_batch(
+        self, batch: Sequence[tuple[str, Pair]], alpha: float, progress: Progress | None = None
+    ) -> None:
+        """Sampled gate: wait for every sample of the batch, then decide its pairs as one
+        family at level ``alpha`` (pairs whose agent calls failed are errors, not tested).
+        Every pair with a baseline is in the family, one run a side included (it cannot be
+        called regressed there: see ``stats.decide``).
+
+        The baseline side of a pair is its pool: the K samples of this run and every further
+        sample in the cache (indices K, K + 1, ... up to ``stats.MAX_POOL`` K). A pair whose
+        decision is close (``stats.close``) and whose pool holds replies reused from the cache
+        draws K fresh baseline samples, which the cache keeps for the next runs, and the
+        batch is decided by ``stats.decide_pooled`` (docs/statistics.md)."""
+        pending = []
+        for node_id, pair in batch:
+            futures = self.submit(node_id, pair)
+            self._add_pool(pair, futures)
+            pending += [f for fs in futures.values() for f in fs]
+        _wait(pending, progress)
+        family: list[tuple[str, Pair]] = []
+        first: list[stats.Counts] = []
+        for node_id, pair in batch:
+            baseline, candidate = self.evaluate(node_id, pair)
+            if candidate.error or (baseline is not None and baseline.error):
+                continue
+            family.append((node_id, pair))
+            first.append((_counts(baseline), stats.PassCounts(candidate.passes, candidate.runs)))
+        first_look = stats.decide(first, alpha, one_shot=False)
+        growing = {
+            node_id: self._grow(node_id, pair)
+            for (node_id, pair), decision in zip(family, first_look, strict=True)
+            if stats.close(decision, alpha) and self._may_grow(node_id, pair)
+        }
+        if growing:
+            _wait([f for fs in growing.values() for f in fs], progress)
+            decisions = self._decide_pooled(family, first, growing, alpha)
+        else:
+            decisions = {node_id: d for (node_id, _), d in zip(family, first_look, strict=True)}
+        for node_id, sampled in decisions.items():
+            self.decisions[node_id] = Decision(Delta(sampled.delta), sampled)
+
+    def _add_pool(self, pair: Pair, futures: dict[Role, list[ReplyFuture]]) -> None:
+        """Append to the baseline's futures its cached samples beyond those asked for."""
+        pool = futures.get(Role.BASELINE)
+        if pool is None:
+            return
+        prompt = self.prompts[0][1].text
+        messages = pair.messages()
+        while len(pool) < stats.MAX_POOL * self.samples(pair):
+            future = self.scheduler.at_hand(prompt, messages, len(pool))
+            if future is None:
+                return
+            pool.append(future)
+
+    def _may_grow(self, node_id: str, pair: Pair) -> bool:
+        """True when the pair's baseline pool reuses cached replies and has room to grow."""
+        baseline, _ = self.evaluated[node_id]
+        if baseline is None or not any(r.cached for r in baseline.replies):
+            return False
+        return baseline.runs + stats.POOL_GROWTH * self.samples(pair) <= (
+            stats.MAX_POOL * self.samples(pair)
+        )
+
+    def _grow(self, node_id: str, pair: Pair) -> list[ReplyFuture]:
+        """Start the fresh baseline samples of a close pair, past the end of its pool."""
+        baseline, _ = self.evaluated[node_id]
+        start = 0 if baseline is None else len(baseline.replies)
+        prompt = self.prompts[0][1].text
+        messages = pair.messages()
+        step = stats.POOL_GROWTH * self.samples(pair)
+        return [
+            self.scheduler.submit(Role.BASELINE, prompt, messages, sample)
+            for sample in range(start, start + step)
+        ]
+
+    def _decide_pooled(
+        self,
+        family: list[tuple[str, Pair]],
+        first: list[stats.Counts],
+        growing: dict[str, list[ReplyFuture]],
+        alpha: float,
+    ) -> dict[str, stats.SampledDecision]:
+        """Check the fresh samples, add them to the pools, decide the batch again
+        (``stats.decide_pooled``); a pair whose fresh calls failed is an error, out of it."""
+        kept_first: list[stats.Counts] = []
+        pooled: list[stats.Counts] = []
+        fresh: list[stats.PassCounts | None] = []
+        names: list[str] = []
+        for (node_id, pair), counts in zip(family, first, strict=True):
+            baseline, candidate = self.evaluated[node_id]
+            drawn: stats.PassCounts | None = None
+            if node_id in growing and baseline is not None:
+                more = self._check(pair, growing[node_id])
+                baseline = Evaluation(
+                    baseline.replies + more.replies,
+                    baseline.results + more.results if more.error is None else (),
+                )
+                self.evaluated[node_id] = (baseline, candidate)
+                if baseline.error:
+                    continue
+                drawn = stats.PassCounts(more.passes, more.runs)
+            names.append(node_id)
+            kept_first.append(counts)
+            pooled.append((_counts(baseline), counts[1]))
+            fresh.append(drawn)
+        decided = stats.decide_pooled(kept_first, pooled, fresh, alpha)
+        return dict(zip(names, decided, strict=True))
+
+    def decision(
+        self, node_id: str, baseline: Evaluation | None, candidate: Evaluation
+    ) -> Decision:
+        """The pair's delta: from its batch when sampled, else the one-shot table."""
+        decided = self.decisions.get(node_id)
+        if decided is not None:
+            return decided
+        return Decision(
+            gate.one_shot_delta(baseline.passed if baseline else None, candidate.passed)
+        )
+
+
+def _wait(futures: list[ReplyFuture], progress: Progress | None) -> None:
+    """Wait for every future, reporting (done, total) about once a second."""
+    total = len(futures)
+    pending = futures
+    while pending:
+        _done, not_done = concurrent.futures.wait(pending, timeout=1.0)
+        pending = list(not_done)
+        if progress is not None:
+            progress(total - len(pending), total)
+
+
+def _counts(evaluation: Evaluation | None) -> stats.PassCounts | None:
+    return None if evaluation is None else stats.PassCounts(evaluation.passes, evaluation.runs)

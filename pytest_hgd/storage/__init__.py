@@ -1,0 +1,1 @@
+"""What outlives a run: the reply cache and the ledger, each written atomically."""
