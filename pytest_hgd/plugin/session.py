@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import warnings
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_hgd.agents.agent import Agent, AgentSpecError
 from pytest_hgd.agents.judge import Judge
-from pytest_hgd.core.checks import CheckType
-from pytest_hgd.core.decision import Policy, RunEvidence, decide_run
+from pytest_hgd.core.decision import RunEvidence, decide_run
 from pytest_hgd.core.errors import PairFileError
 from pytest_hgd.core.model import Conversation
-from pytest_hgd.core.mutators import Mutator
 from pytest_hgd.core.pressure import ProbeResult
 from pytest_hgd.core.redact import redactor_for
 from pytest_hgd.core.settings import Settings
@@ -25,61 +21,28 @@ from pytest_hgd.plugin.advice import next_command
 from pytest_hgd.plugin.builtins import Builtins
 from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
 from pytest_hgd.plugin.keys import SPARES_KEY
+from pytest_hgd.plugin.outputs import hand_over, report_paths, warn_of_pressure, write_reports
 from pytest_hgd.plugin.selection import SELECTION_KEY, Selection
-from pytest_hgd.plugin.warning_types import HGDPressureWarning
+from pytest_hgd.plugin.wiring import (
+    call_settings,
+    made_agent,
+    policy,
+    prompt_option,
+    quiet_on_interrupt,
+    registered_checks,
+    registered_mutators,
+)
 from pytest_hgd.plugin.xdist_support import is_controller, is_worker, queued_items
-from pytest_hgd.reports.report import build_report, write_json
-from pytest_hgd.reports.summary import render_terminal, write_markdown
+from pytest_hgd.reports.report import build_report
+from pytest_hgd.reports.summary import render_terminal
 from pytest_hgd.run.evaluator import Evaluations, Evaluator
 from pytest_hgd.run.probe import probe_plan, run_probe
-from pytest_hgd.run.prompts import Prompt, PromptError, git_commit, load_prompt
+from pytest_hgd.run.prompts import git_commit
 from pytest_hgd.run.rollout import RolloutResult, RolloutRunner
-from pytest_hgd.run.runner import CallSettings, Scheduler
+from pytest_hgd.run.runner import Scheduler
 from pytest_hgd.storage.cache import ReplyCache
 from pytest_hgd.storage.ledger import append_record, read_ledger
 from pytest_hgd.suite.pairfile import is_pair_file
-
-
-def _load(spec: str, base: Path, option: str) -> Prompt:
-    try:
-        return load_prompt(spec, base)
-    except PromptError as exc:
-        raise pytest.UsageError(f"{option}: {exc}") from None
-
-
-def _write_html(report: dict[str, Any], path: Path) -> None:
-    from pytest_hgd.reports.html_report import (
-        write_html,  # imported only when an HTML report is asked for
-    )
-
-    write_html(report, path)
-
-
-def _checks(config: pytest.Config) -> dict[str, CheckType]:
-    """Every registered check type by name; a name registered twice is a usage error."""
-    registry: dict[str, CheckType] = {}
-    for check_types in config.hook.pytest_hgd_checks(config=config):
-        for check_type in check_types:
-            if check_type.name in registry:
-                raise pytest.UsageError(
-                    f"check {check_type.name!r} is registered twice (pytest_hgd_checks)"
-                )
-            registry[check_type.name] = check_type
-    return registry
-
-
-@contextlib.contextmanager
-def _quiet_on_interrupt() -> Iterator[None]:
-    """Ctrl-C or SIGTERM while the gate finishes: pytest's interrupted status and one line,
-    not a traceback. Every file is written atomically, so each is complete or untouched."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        pytest.exit(
-            "pytest-hgd: interrupted while finishing the gate; each report and the ledger "
-            "record is complete or was not written",
-            returncode=pytest.ExitCode.INTERRUPTED,
-        )
 
 
 class HGDSession:
@@ -88,16 +51,12 @@ class HGDSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.policy = Policy(
-            strict=settings.strict,
-            alpha=settings.alpha,
-            max_pressure=settings.max_pressure,
-            pressure_window=settings.pressure_window,
-            pressure_warn=settings.pressure_warn,
+        self.policy = policy(settings)
+        self.candidate = prompt_option(
+            settings.candidate, settings.candidate_base, "--hgd-candidate"
         )
-        self.candidate = _load(settings.candidate, settings.candidate_base, "--hgd-candidate")
         self.baseline = (
-            _load(settings.baseline, settings.baseline_base, "--hgd-baseline")
+            prompt_option(settings.baseline, settings.baseline_base, "--hgd-baseline")
             if settings.baseline
             else None
         )
@@ -107,32 +66,13 @@ class HGDSession:
         self.judge = Judge(settings.judge, self.cache)
         spares = config.stash.get(SPARES_KEY, None)
         config.pluginmanager.register(Builtins(settings, self.judge, spares), "hgd-builtins")
-        self.registry = _checks(config)
-        self.mutators: dict[str, Mutator] = {}
-        for mutators in reversed(config.hook.pytest_hgd_mutators(config=config)):
-            self.mutators.update(mutators)
-        try:
-            agent = config.hook.pytest_hgd_make_agent(config=config, spec=settings.agent)
-        except AgentSpecError as exc:
-            raise pytest.UsageError(f"--hgd-agent={settings.agent}: {exc}") from None
-        if agent is None:
-            raise pytest.UsageError(f"--hgd-agent={settings.agent}: no plugin makes this agent")
-        self.agent: Agent = agent
+        self.registry = registered_checks(config)
+        self.mutators = registered_mutators(config)
+        self.agent = made_agent(config, settings.agent)
         self.cleared: int | None = None
         if settings.clear_cache and not is_worker(config):
             self.cleared = ReplyCache(settings.cache_dir).clear()
-        self.scheduler = Scheduler(
-            self.agent,
-            self.cache,
-            CallSettings(
-                timeout=settings.timeout,
-                concurrency=settings.concurrency,
-                agent_version=settings.agent_version,
-                read_cache=settings.read_cache,
-                write_cache=settings.write_cache,
-                max_reply_chars=settings.max_reply_chars,
-            ),
-        )
+        self.scheduler = Scheduler(self.agent, self.cache, call_settings(settings))
         self.redactor = redactor_for(
             (settings.http.api_key_env, settings.judge.api_key_env), settings.http.headers
         )
@@ -378,7 +318,7 @@ class HGDSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        with _quiet_on_interrupt():
+        with quiet_on_interrupt():
             self._finish(session, exitstatus)
 
     def _finish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -401,54 +341,15 @@ class HGDSession:
             self.notes.append("the run was interrupted: no report and no ledger record written")
             return
         self.report = self.build()
-        if self.report["pressure"].get("warning"):
-            reasons = "; ".join(self.report["pressure"].get("warning_reasons", []))
-            source = self.settings.ledger or self.config.rootpath / "pytest-hgd"
-            warnings.warn_explicit(
-                HGDPressureWarning(f"constraint pressure: {reasons}"),
-                HGDPressureWarning,
-                filename=str(source),
-                lineno=0,
-            )
-        written = True
-        for path, write in (
-            (self.settings.report, write_json),
-            (self.settings.markdown, write_markdown),
-            (self.settings.html, _write_html),
-        ):
-            if path is not None:
-                try:
-                    write(self.report, path)
-                except OSError as exc:
-                    self.errors.append(f"cannot write {path}: {exc.strerror or exc}")
-                    self.unwritten.add(path)
-                    written = False
-        self._hand_over(self.report)
-        failed = self.report["verdict"] == "fail" or not written
+        warn_of_pressure(self.report, self.settings.ledger or self.config.rootpath / "pytest-hgd")
+        self.unwritten = write_reports(self.report, self.settings, self.errors)
+        hand_over(self.config, self.report)
+        failed = self.report["verdict"] == "fail" or bool(self.unwritten)
         if failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def _hand_over(self, report: dict[str, Any]) -> None:
-        """Give the finished report to every ``pytest_hgd_report`` implementation; a failing
-        one becomes a warning, never a lost report or a changed verdict."""
-        for impl in self.config.hook.pytest_hgd_report.get_hookimpls():
-            try:
-                impl.function(
-                    **{
-                        name: {"config": self.config, "report": report}[name]
-                        for name in impl.argnames
-                    }
-                )
-            except Exception as exc:
-                warnings.warn_explicit(
-                    pytest.PytestWarning(f"pytest_hgd_report in {impl.plugin_name} raised {exc!r}"),
-                    pytest.PytestWarning,
-                    filename=impl.plugin_name,
-                    lineno=0,
-                )
-
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        with _quiet_on_interrupt():
+        with quiet_on_interrupt():
             self._summary(terminalreporter)
 
     def _summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -472,12 +373,8 @@ class HGDSession:
         )
         for text, markup in render_terminal(self.report, advice):
             terminalreporter.write_line(text, **markup)
-        for kind, path in (
-            ("JSON report", self.settings.report),
-            ("Markdown report", self.settings.markdown),
-            ("HTML report", self.settings.html),
-        ):
-            if path and path not in self.unwritten:
+        for kind, path in report_paths(self.settings):
+            if path not in self.unwritten:
                 terminalreporter.write_line(f"{kind} written to {path}")
 
     def close(self) -> None:

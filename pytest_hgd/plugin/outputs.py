@@ -1,0 +1,79 @@
+"""What a finished gate run hands out: the pressure warning, the report files, and the
+report given to every ``pytest_hgd_report`` implementation."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_hgd.core.settings import Settings
+from pytest_hgd.plugin.warning_types import HGDPressureWarning
+from pytest_hgd.reports.report import write_json
+from pytest_hgd.reports.summary import write_markdown
+
+
+def _write_html(report: Mapping[str, Any], path: Path) -> None:
+    from pytest_hgd.reports.html_report import write_html  # only when an HTML report is asked
+
+    write_html(report, path)
+
+
+def report_paths(settings: Settings) -> list[tuple[str, Path]]:
+    """(what, path) of each report file asked for."""
+    asked = (
+        ("JSON report", settings.report),
+        ("Markdown report", settings.markdown),
+        ("HTML report", settings.html),
+    )
+    return [(kind, path) for kind, path in asked if path is not None]
+
+
+def write_reports(report: Mapping[str, Any], settings: Settings, errors: list[str]) -> set[Path]:
+    """Write every report file asked for; the paths that could not be written (each with a
+    line in ``errors``): the run then fails, as a lost report must not pass unnoticed."""
+    writers: dict[str, Callable[[Mapping[str, Any], Path], None]] = {
+        "JSON report": write_json,
+        "Markdown report": write_markdown,
+        "HTML report": _write_html,
+    }
+    unwritten = set()
+    for kind, path in report_paths(settings):
+        try:
+            writers[kind](report, path)
+        except OSError as exc:
+            errors.append(f"cannot write {path}: {exc.strerror or exc}")
+            unwritten.add(path)
+    return unwritten
+
+
+def warn_of_pressure(report: Mapping[str, Any], source: Path) -> None:
+    """The ``HGDPressureWarning`` when pressure is high or rising (filterable with ``-W``)."""
+    if report["pressure"].get("warning"):
+        reasons = "; ".join(report["pressure"].get("warning_reasons", []))
+        warnings.warn_explicit(
+            HGDPressureWarning(f"constraint pressure: {reasons}"),
+            HGDPressureWarning,
+            filename=str(source),
+            lineno=0,
+        )
+
+
+def hand_over(config: pytest.Config, report: Mapping[str, Any]) -> None:
+    """Give the finished report to every ``pytest_hgd_report`` implementation; a failing
+    one becomes a warning, never a lost report or a changed verdict."""
+    for impl in config.hook.pytest_hgd_report.get_hookimpls():
+        try:
+            impl.function(
+                **{name: {"config": config, "report": report}[name] for name in impl.argnames}
+            )
+        except Exception as exc:
+            warnings.warn_explicit(
+                pytest.PytestWarning(f"pytest_hgd_report in {impl.plugin_name} raised {exc!r}"),
+                pytest.PytestWarning,
+                filename=impl.plugin_name,
+                lineno=0,
+            )
