@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pytest_hgd.core.checks import BUILTIN_CHECKS
 from pytest_hgd.core.fastschema import compile_schema
 from pytest_hgd.reports.report import report_schema
-from pytest_hgd.suite.pairfile import schema_for
+from pytest_hgd.suite.pairschema import schema_for
 
 NAMES = st.sampled_from(["a", "b", "c", "id", "0"])
 SCALARS = st.one_of(

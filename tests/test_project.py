@@ -212,3 +212,22 @@ def test_only_the_pytest_glue_imports_pytest() -> None:
         check=False,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_modules_and_functions_stay_small_or_say_why() -> None:
+    """A module over 400 lines, or a function over 60, is asking to be split: it must say
+    why not in a comment (``# long module: ...`` at the top, ``# long: ...`` as the
+    function's first line)."""
+    wrong = []
+    for name, path in _modules():
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        if len(lines) > 400 and "# long module:" not in "\n".join(lines[:20]):
+            wrong.append(f"{name}: {len(lines)} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                head = "\n".join(lines[node.lineno - 1 : node.body[0].lineno])
+                if size > 60 and "# long:" not in head:
+                    wrong.append(f"{name}.{node.name}: {size} lines")
+    assert wrong == []

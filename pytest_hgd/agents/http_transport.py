@@ -185,6 +185,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         body: bytes,
         timeouts: dict[str, float | None],
     ) -> tuple[httpx.Response, bool]:
+        # long: one HTTP/1.1 exchange as h11's state machine drives it, its states in one place
         conn = connection.h11
         try:
             data = conn.send(

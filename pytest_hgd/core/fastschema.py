@@ -192,6 +192,7 @@ class _Compiler:
         return check
 
     def keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Validate:
+        # long: one dispatch over the JSON Schema keywords the compiler supports, a few lines each
         if key == "type":
             names = [arg] if isinstance(arg, str) else list(arg)
             if all(name in _PLAIN_TYPES for name in names):

@@ -208,6 +208,7 @@ def decide(
     *,
     one_shot: bool | None = None,
 ) -> list[SampledDecision]:
+    # long: the algorithm of docs/statistics.md in one place, step by step
     """Delta of every pair from (baseline counts or None, candidate counts).
 
     ``alpha`` is the family-wise error rate of each family (regressions, fixes) over *these*

@@ -122,6 +122,7 @@ def survival(
     actives: list[dict[str, Mapping[str, Any]]],
     confidence: float,
 ) -> tuple[dict[str, Any], float, tuple[float, float], dict[str, tuple[float, float, float]]]:
+    # long: S, its two band ends, the per-pair rates and the component from one pass
     """S, its band and component, and each enforced pair's p_i: (value, low end, high end)."""
     active = actives[-1]
     evidence = _evidence(records, actives)

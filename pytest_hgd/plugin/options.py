@@ -66,6 +66,7 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
 
 
 def add_options(parser: pytest.Parser) -> None:
+    # long: a flat list of the options, one call each, in the README table's order
     group = parser.getgroup("hgd", "pytest-hgd: the regression gate for agent prompts")
     group.addoption(
         "--hgd",
@@ -234,6 +235,7 @@ def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def resolve(config: pytest.Config) -> Settings:
+    # long: one line per setting, read and checked in the options table's order
     """Read and check every option; a bad value is a UsageError naming it."""
     r = _Resolver(config)
     agent, _, _ = r.raw("--hgd-agent", "hgd_agent")

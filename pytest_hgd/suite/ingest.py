@@ -332,6 +332,7 @@ def _ingest(
     dry_run: bool,
     progress: Callable[[str], None] | None,
 ) -> IngestResult:
+    # long: one streaming pass over the batch; its steps share the counters
     result = IngestResult()
     index = SuiteIndex(directory)
     index.load(progress)

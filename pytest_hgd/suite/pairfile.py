@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import stat
 import unicodedata
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_hgd.core.checks import CheckType
 from pytest_hgd.core.errors import PairFileError
-from pytest_hgd.core.fastschema import Validate, compile_schema
 from pytest_hgd.core.model import Check, Conversation, Kind, Outcome, Pair, Turn
 from pytest_hgd.core.text import printable
+from pytest_hgd.suite.pairschema import fast_validator, schema_key, validator
 from pytest_hgd.suite.yamlreader import NO_DOCUMENT, Location, YamlReader
 
 if TYPE_CHECKING:  # jsonschema is imported only when a file breaks the schema: slow to import
@@ -65,43 +61,6 @@ def conversation_name(path: Path) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
-
-
-def base_schema() -> dict[str, Any]:
-    """The pair-file JSON Schema as shipped (checks not yet filled in)."""
-    text = resources.files("pytest_hgd").joinpath("schemas/pairfile.schema.json").read_text()
-    return dict(json.loads(text))
-
-
-@lru_cache(maxsize=8)
-def _schema(check_schemas: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    schema = copy.deepcopy(base_schema())
-    schema["$defs"]["check"]["properties"] = {
-        name: json.loads(text) for name, text in check_schemas
-    }
-    schema["$defs"]["check"]["additionalProperties"] = False
-    return schema
-
-
-@lru_cache(maxsize=8)
-def _validator(check_schemas: tuple[tuple[str, str], ...]) -> jsonschema.Draft202012Validator:
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(_schema(check_schemas))
-
-
-def _schema_key(registry: Mapping[str, CheckType]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((name, ct.schema_text) for name, ct in registry.items()))
-
-
-def schema_for(registry: Mapping[str, CheckType]) -> jsonschema.Draft202012Validator:
-    """The validator for pair files whose checks are the registered check types."""
-    return _validator(_schema_key(registry))
-
-
-@lru_cache(maxsize=8)
-def _fast_validator(check_schemas: tuple[tuple[str, str], ...]) -> Validate | None:
-    return compile_schema(_schema(check_schemas))
 
 
 def describe(where: Sequence[str | int]) -> str:
@@ -253,13 +212,13 @@ def load_conversation(path: Path, display: str, registry: Mapping[str, CheckType
             1,
             f"must be a mapping with `outcome:` and `pairs:`, not {_type_name(document)}.",
         )
-    key = _schema_key(registry)
-    fast = _fast_validator(key)
+    key = schema_key(registry)
+    fast = fast_validator(key)
     errors = (
         []
         if fast is not None and fast(document)
         else sorted(
-            _validator(key).iter_errors(document),
+            validator(key).iter_errors(document),
             key=lambda e: (reader.line(list(e.absolute_path)) or 0, len(e.absolute_path)),
         )
     )
@@ -331,6 +290,7 @@ def _build(
     reader: YamlReader,
     registry: Mapping[str, CheckType],
 ) -> list[Pair]:
+    # long: one pair's fields in file order, each checked where its line is known
     outcome = Outcome(document["outcome"])
     default_kind = Kind.LOCKED if outcome == Outcome.LEAD else Kind.CORRECTED
     file_tags = list(document.get("tags", []))

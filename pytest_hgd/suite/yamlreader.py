@@ -100,6 +100,7 @@ class YamlReader:
             loader.dispose()
 
     def _build_plain(self, loader: Any) -> Any:
+        # long: collection's hot path (benchmarks/fast_gate.py): a call per node costs
         """Values from the event stream of a plain document; ``_NotPlain`` for anything else.
 
         Records the lines ``value`` records: a mapping entry at its key's line, a sequence
