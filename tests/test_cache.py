@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Gate, conversation
 
+from pytest_hgd.storage import cache as cache_module
 from pytest_hgd.storage.cache import DATABASE, SCHEMA_VERSION, CacheError, ReplyCache
 
 
@@ -310,3 +311,47 @@ def test_a_run_killed_mid_way_keeps_every_committed_reply_and_the_next_run_uses_
     assert again.returncode == 0, again.stdout
     assert len(hgd.calls()) - calls_before == 60 - len(replies)
     assert len(_rows(cache)) == 60
+
+
+def test_a_busy_answer_is_waited_out_not_taken_for_a_broken_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two xdist workers opening the cache together: SQLite may answer "busy" at once (WAL
+    recovery), outside its busy handler. That once made a reader give up on the cache for
+    the whole run, so a worker called the agent for every reply it had cached."""
+    ReplyCache(tmp_path).put("k", "cached reply")
+    busy = iter([True, True])
+    real = cache_module._user_version
+
+    def version(connection: sqlite3.Connection) -> int:
+        if next(busy, False):
+            raise sqlite3.OperationalError("database is locked")
+        return real(connection)
+
+    monkeypatch.setattr(cache_module, "_user_version", version)
+    cache = ReplyCache(tmp_path)
+    assert cache.get("k") == "cached reply"
+    assert cache.unavailable is None and cache.error is None
+
+
+def test_when_not_busy_retries_busy_only_and_gives_up_after_the_timeout() -> None:
+    answers = iter(["busy", "busy", "ok"])
+
+    def flaky() -> str:
+        answer = next(answers)
+        if answer == "busy":
+            raise sqlite3.OperationalError("database is busy")
+        return answer
+
+    assert cache_module.when_not_busy(flaky, timeout=5) == "ok"
+    with pytest.raises(sqlite3.OperationalError):  # not a lock: no retry
+        cache_module.when_not_busy(lambda: sqlite3.connect(":memory:").execute("nonsense"), 5)
+    calls = []
+
+    def always_busy() -> None:
+        calls.append(1)
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError):
+        cache_module.when_not_busy(always_busy, timeout=0.05)
+    assert 1 < len(calls) < 20

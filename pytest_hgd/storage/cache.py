@@ -11,14 +11,17 @@ import secrets
 import shutil
 import sqlite3
 import threading
+import time
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 CACHE_VERSION = 1  # part of every key: bump it when what a key stands for changes
 SCHEMA_VERSION = 2  # the database's ``PRAGMA user_version``: bump it when the table changes
 # 2: a digest beside each reply (version 1 files are migrated; their rows, without one, miss)
 DATABASE = "replies.sqlite3"
+T = TypeVar("T")
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another run (or xdist worker) to commit
 _SUFFIXES = ("", "-wal", "-shm", "-journal")  # the database and SQLite's files beside it
 # A rowid table, not WITHOUT ROWID: with replies of a few hundred bytes or more it writes
@@ -129,9 +132,12 @@ class ReplyCache:
                 reader = self._reader or self._open_reader()
                 if reader is None:
                     return None
-                rows = reader.execute(
-                    "SELECT reply, digest FROM replies WHERE key = ?", (key,)
-                ).fetchall()
+                rows = when_not_busy(
+                    lambda: reader.execute(
+                        "SELECT reply, digest FROM replies WHERE key = ?", (key,)
+                    ).fetchall(),
+                    self.timeout,
+                )
             except sqlite3.OperationalError as exc:
                 self._locked(exc)
                 return None
@@ -165,7 +171,13 @@ class ReplyCache:
             return None
         try:
             reader.execute("PRAGMA query_only = ON")
-            version = _user_version(reader)
+            version = when_not_busy(lambda: _user_version(reader), self.timeout)
+        except sqlite3.OperationalError as exc:
+            reader.close()
+            self._locked(exc)  # still busy after the timeout: like any other lock
+            if self.unavailable is not None:
+                return None
+            version = -1
         except sqlite3.Error:
             version = -1
         if version != SCHEMA_VERSION:
@@ -227,7 +239,7 @@ class ReplyCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         writer = _connect(self.path, self.timeout, create=True)
         try:
-            writer.execute("PRAGMA journal_mode = WAL")
+            when_not_busy(lambda: writer.execute("PRAGMA journal_mode = WAL"), self.timeout)
             writer.execute("PRAGMA synchronous = NORMAL")
             writer.execute("BEGIN IMMEDIATE")  # one run creates the table, the others wait
             version = _user_version(writer)
@@ -306,6 +318,24 @@ class ReplyCache:
                 self._writer.close()
         self._writer = None
         self._writer_inode = 0
+
+
+def when_not_busy(action: Callable[[], T], timeout: float) -> T:
+    """``action()``, tried again while SQLite says busy or locked at once, up to ``timeout``
+    seconds. Its busy handler covers most waits, not all: a reader that opens the database
+    while another process recovers its write-ahead log, or changes its journal mode, is told
+    "busy" at once. Two xdist workers starting together do exactly that."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.25)
 
 
 def _connect(path: Path, timeout: float, *, create: bool) -> sqlite3.Connection:
