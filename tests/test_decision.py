@@ -4,12 +4,15 @@ record and pressure made once, and the report reading them unchanged."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+import jsonschema
 import pytest
+from conftest import Gate, conversation
 
 from pytest_hgd.core.decision import Policy, RunEvidence, decide_run
-from pytest_hgd.reports.report import build_report, validate
+from pytest_hgd.reports.report import build_report, validate, validate_evidence
 
 AGENT = {"kind": "python", "target": "agent:reply", "source_sha256": "a" * 64}
 PROMPTS = {"candidate": {"source": "c.txt", "sha256": "c" * 64}, "baseline": None}
@@ -109,3 +112,56 @@ def test_the_decision_is_pure_and_the_report_reads_it_unchanged() -> None:
 def test_a_bad_policy_is_refused(window: int) -> None:
     with pytest.raises(ValueError, match="window"):
         decide_run(evidence(payload("a", "kept")), Policy(pressure_window=window))
+
+
+def test_evidence_round_trips_through_its_schema() -> None:
+    rollout = {"id": "pairs/a.hgd.yaml::rollout", "conversation": "a", "delta": "kept"}
+    run = evidence(payload("a", "kept"), payload("b", "regressed", cand=0), rollouts=(rollout,))
+    data = json.loads(json.dumps(run.to_json()))
+    validate_evidence(data)
+    again = RunEvidence.from_json(data)
+    assert again == run and decide_run(again, Policy()) == decide_run(run, Policy())
+    broken = {**data, "pairs": [{**data["pairs"][0], "delta": "maybe"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        validate_evidence(broken)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_evidence({k: v for k, v in data.items() if k != "candidate_hash"})
+
+
+@pytest.mark.parametrize("workers", [(), ("-p", "xdist", "-n", "2")], ids=["serial", "xdist"])
+def test_a_real_runs_report_decides_again_to_the_same_decision(
+    hgd: Gate, workers: tuple[str, ...]
+) -> None:
+    """The evidence a run reports, decided again by `decide_run` alone (as a merge would),
+    gives the run's own counts, verdict, reasons, pressure and calls."""
+    hgd.prompt("base.txt", {"*": "good"})
+    hgd.prompt("cand.txt", {"*": "good", "q1": "bad", "q2": "bad"})
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(
+            *(
+                {"id": f"q{i}", "customer": f"q{i}", "checks": [{"contains": "good"}]}
+                for i in range(5)
+            ),
+            {"id": "old", "customer": "old", "reply": "good", "retired": "no longer offered"},
+        ),
+    )
+    args = ("--hgd-baseline=base.txt", "--hgd-candidate=cand.txt", "--hgd-report=report.json")
+    result = hgd.run(*args, "--hgd-no-ledger", *workers)
+    result.assert_outcomes(passed=3, failed=2, skipped=1)
+    report = hgd.report()
+    run = RunEvidence(
+        pairs=report["pairs"],
+        skipped=report["skipped"],
+        rollouts=report["rollouts"],
+        baseline_hash=report["prompts"]["baseline"]["sha256"],
+        candidate_hash=report["prompts"]["candidate"]["sha256"],
+        agent=report["agent"],
+        selection=report["selection"],
+    )
+    validate_evidence(run.to_json())
+    again = decide_run(run, Policy())
+    assert again.counts == report["counts"] and again.verdict == report["verdict"] == "fail"
+    assert again.reasons == report["verdict_reasons"] == ["2 regressed"]
+    assert again.calls == report["calls"] and again.samples == report["samples"]
+    assert again.pressure == report["pressure"]

@@ -21,6 +21,7 @@ from pytest_hgd.core.pressure import ProbeResult, compute_pressure
 
 Payload = Mapping[str, Any]
 TREND_RUNS = 50  # ledger runs shown in the report's pressure trend
+EVIDENCE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,35 @@ class RunEvidence:
     def partial(self) -> bool:
         """Enforced pairs were left out (`-k`, `--lf`, `-x`, ...): no gate verdict."""
         return bool(self.selection.get("why"))
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data, as the shipped schema describes it (``$defs/evidence`` of the
+        report schema; ``reports.report.validate_evidence`` checks it)."""
+        return {
+            "evidence_version": EVIDENCE_VERSION,
+            "pairs": [dict(p) for p in self.pairs],
+            "skipped": [dict(s) for s in self.skipped],
+            "rollouts": [dict(r) for r in self.rollouts],
+            "baseline_hash": self.baseline_hash,
+            "candidate_hash": self.candidate_hash,
+            "agent": dict(self.agent),
+            "commit": self.commit,
+            "selection": dict(self.selection),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunEvidence:
+        """The evidence ``to_json`` wrote (validate it first: this trusts its shape)."""
+        return cls(
+            pairs=list(data["pairs"]),
+            skipped=list(data["skipped"]),
+            rollouts=list(data["rollouts"]),
+            baseline_hash=data["baseline_hash"],
+            candidate_hash=data["candidate_hash"],
+            agent=dict(data["agent"]),
+            commit=data.get("commit"),
+            selection=dict(data["selection"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,25 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(report_schema())
 
 
+@lru_cache(maxsize=1)
+def _evidence_validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
+    root = report_schema()  # the evidence's parts are the report's: one definition each
+    schema = {"$defs": root["$defs"], "properties": root["properties"]}
+    return jsonschema.Draft202012Validator({**schema, "$ref": "#/$defs/evidence"})
+
+
+def validate_evidence(evidence: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``RunEvidence.to_json()`` output (a shard's
+    evidence, say) breaks the shipped schema (``$defs/evidence`` of the report schema)."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_evidence_validator().iter_errors(evidence))
+    if error is not None:
+        raise error
+
+
 def validate(report: Mapping[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` when the report breaks the shipped schema.
 
