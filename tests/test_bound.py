@@ -360,3 +360,4 @@ def test_a_real_drop_is_confirmed_end_to_end(hgd: Gate) -> None:
         if pid.endswith("::lucky")
     ]
     assert entry["baseline"] == [15, 15] and entry["baseline_fresh"] == [5, 5]
+    assert hgd.report()["samples"] == {"max": 5, "alpha": 0.05, "pool": 15}

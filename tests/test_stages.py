@@ -125,7 +125,7 @@ def test_a_ledger_record_holds_each_pairs_counts_and_what_came_from_the_cache() 
     }  # fmt: skip
     assert record["pairs"]["c::b"]["baseline_fresh"] == [0, 5]
     assert record["regressed"] == ["c::b"] and record["retired"] == ["c::old"]
-    assert record["gate"] == {"samples": 10, "alpha": 0.05}
+    assert record["gate"] == {"samples": 5, "alpha": 0.05}  # K; the pool holds 10
     assert calls(payloads)["baseline"] == 5 and calls(payloads)["cache_hits"]["baseline"] == 6
     assert trend_point({**record, "pressure": {"value": 0.5}})["candidate"] is True
     assert trend_point({**record, "partial": True, "pressure": {"value": 0.5}}) is None

@@ -145,5 +145,14 @@ def decide_run(
         record=record,
         trend=[point for point in points if point is not None][-TREND_RUNS:],
         calls=records.calls(evidence.pairs, evidence.rollouts),
-        samples={"max": records.max_samples(evidence.pairs), "alpha": policy.alpha},
+        samples=_samples(evidence.pairs, policy.alpha),
     )
+
+
+def _samples(pairs: Sequence[Payload], alpha: float) -> dict[str, Any]:
+    """K, alpha, and the largest baseline pool when it holds more than K samples."""
+    samples: dict[str, Any] = {"max": records.max_samples(pairs), "alpha": alpha}
+    pool = records.max_pool(pairs)
+    if pool > samples["max"]:
+        samples["pool"] = pool
+    return samples

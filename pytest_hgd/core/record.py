@@ -34,7 +34,14 @@ def calls(pairs: Sequence[Payload], rollouts: Sequence[Payload] = ()) -> dict[st
 
 
 def max_samples(pairs: Sequence[Payload]) -> int:
-    return max((p[r]["runs"] for p in pairs for r in ROLES if p.get(r)), default=1)
+    """K: the most samples a pair ran under the candidate. (A sampled baseline's pool can
+    hold more, from the cache: `max_pool`.)"""
+    return max((p["candidate"]["runs"] for p in pairs if p.get("candidate")), default=1)
+
+
+def max_pool(pairs: Sequence[Payload]) -> int:
+    """The largest baseline pool of the run: cached samples and this run's together."""
+    return max((p["baseline"]["runs"] for p in pairs if p.get("baseline")), default=0)
 
 
 def _side(result: Mapping[str, Any] | None) -> list[int] | None:

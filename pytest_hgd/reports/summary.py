@@ -92,7 +92,10 @@ def _sampling_lines(report: Mapping[str, Any]) -> list[str]:
     samples = report.get("samples", {})
     if samples.get("max", 1) <= 1:
         return []
-    lines = [f"samples: up to {samples['max']} per pair and prompt, alpha {samples['alpha']:g}"]
+    pool = f" (baseline pools up to {samples['pool']}, from the cache)" if "pool" in samples else ""
+    lines = [
+        f"samples: up to {samples['max']} per pair and prompt{pool}, alpha {samples['alpha']:g}"
+    ]
     suite = report.get("suite")
     if suite:
         lines.append(
