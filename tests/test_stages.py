@@ -11,9 +11,11 @@ from pytest_hgd.core import gate
 from pytest_hgd.core.checks import BUILTIN_CHECKS
 from pytest_hgd.core.model import Check, Delta, Kind, Outcome, Pair
 from pytest_hgd.core.record import calls, ledger_record, trend_point
+from pytest_hgd.core.stats import PassCounts
 from pytest_hgd.plugin.advice import next_command
 from pytest_hgd.reports.summary import pressure_components
 from pytest_hgd.run.evaluator import Evaluator
+from pytest_hgd.run.probe import ProbePlan, run_probe
 from pytest_hgd.run.prompts import Prompt
 from pytest_hgd.run.runner import CallSettings, Scheduler
 
@@ -180,3 +182,35 @@ def test_the_next_command(
     report: dict[str, Any], baseline: bool, lf_works: bool, expected: str
 ) -> None:
     assert next_command(report, ["--hgd"], has_baseline=baseline, lf_works=lf_works) == expected
+
+
+class Echo(Script):
+    """Answers "good" unless the prompt has lost the sentence the pairs need."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    async def reply(self, prompt: str, messages: list[dict[str, str]]) -> str:
+        self.calls.append((prompt, messages[-1]["content"]))
+        return "good" if "Say good." in prompt else "bad"
+
+
+def test_the_probe_counts_the_mutants_that_pass_against_the_reference(
+    scheduler_for: Any,
+) -> None:
+    candidate = "Say good.\nBe brief.\nBe kind.\nThank them.\n"
+    plan = ProbePlan([(f"c::{p}", pair(p)) for p in ("a", "b")], {
+        "c::a": PassCounts(1, 1), "c::b": PassCounts(1, 1)
+    }, samples=1)  # fmt: skip
+    agent = Echo()
+    seen: list[tuple[int, int]] = []
+    result = run_probe(
+        plan, candidate, 8, 3, scheduler=scheduler_for(agent), registry=REGISTRY, alpha=0.05,
+        progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    prompts = {prompt for prompt, _ in agent.calls}
+    assert result.total == len(prompts) == 8 and len(agent.calls) == 2 * 8  # a call per pair
+    # A mutant passes exactly when it kept the sentence both pairs need.
+    assert result.passed == sum(1 for prompt in prompts if "Say good." in prompt)
+    assert 0 < result.passed < 8 and seen[-1] == (8, 8)
+    assert all(d["regressed"] in (0, 2) for d in result.details)
