@@ -3,13 +3,14 @@ the real scheduler and a tiny agent), the ledger record, the summary and the adv
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from pytest_hgd.core import gate
 from pytest_hgd.core.checks import BUILTIN_CHECKS
-from pytest_hgd.core.model import Check, Delta, Kind, Outcome, Pair
+from pytest_hgd.core.model import Check, Conversation, Delta, Kind, Outcome, Pair, Role, Turn
 from pytest_hgd.core.record import calls, ledger_record, trend_point
 from pytest_hgd.core.stats import PassCounts
 from pytest_hgd.plugin.advice import next_command
@@ -17,6 +18,7 @@ from pytest_hgd.reports.summary import pressure_components
 from pytest_hgd.run.evaluator import Evaluator
 from pytest_hgd.run.probe import ProbePlan, run_probe
 from pytest_hgd.run.prompts import Prompt
+from pytest_hgd.run.rollout import RolloutRunner
 from pytest_hgd.run.runner import CallSettings, Scheduler
 
 REGISTRY = {check.name: check for check in BUILTIN_CHECKS}
@@ -214,3 +216,39 @@ def test_the_probe_counts_the_mutants_that_pass_against_the_reference(
     assert result.passed == sum(1 for prompt in prompts if "Say good." in prompt)
     assert 0 < result.passed < 8 and seen[-1] == (8, 8)
     assert all(d["regressed"] in (0, 2) for d in result.details)
+
+
+class Drifting(Script):
+    """Fine on the first turn; from the second on, fine only when its own earlier reply
+    stayed on script (a compounding error the recorded history hides)."""
+
+    def __init__(self, first: str) -> None:
+        super().__init__({})
+        self.first = first
+
+    async def reply(self, prompt: str, messages: list[dict[str, str]]) -> str:
+        self.calls.append((prompt, messages[-1]["content"]))
+        own = [m["content"] for m in messages if m["role"] == "assistant"]
+        if not own:
+            return self.first if prompt == "C" else "good"
+        return "good" if own[-1] == "good" else "lost"
+
+
+def test_a_rollout_replays_the_agents_own_replies_and_finds_the_compounding_error(
+    scheduler_for: Any,
+) -> None:
+    first = pair("t1")
+    second = dataclasses.replace(
+        first, id="t2", customer="t2", history=(Turn("customer", "t1"), Turn("agent", "good"))
+    )
+    conversation = Conversation("c.hgd.yaml", "c", (first, second), rollout=True)
+    agent = Drifting(first="good, mostly")  # passes `contains: good` on turn 1, then drifts
+    runner = RolloutRunner(
+        scheduler_for(agent), [(Role.BASELINE, prompt("B")), (Role.CANDIDATE, prompt("C"))],
+        REGISTRY, None,
+    )  # fmt: skip
+    baseline, candidate = runner.results("c.hgd.yaml::rollout", conversation)
+    assert baseline is not None and baseline.passed and baseline.called == 2
+    assert not candidate.passed and candidate.first_failed_turn == 2
+    assert candidate.failed_check == "contains" and candidate.called == 2
+    assert [t.text for t in candidate.transcript] == ["t1", "good, mostly", "t2", "lost"]
