@@ -3,15 +3,21 @@ the real scheduler and a tiny agent), the ledger record, the summary and the adv
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from openai_server import OpenAIServer
 
+from pytest_hgd.agents.judge import Judge, JudgeError
 from pytest_hgd.core import gate
 from pytest_hgd.core.checks import BUILTIN_CHECKS
 from pytest_hgd.core.model import Check, Conversation, Delta, Kind, Outcome, Pair, Role, Turn
 from pytest_hgd.core.record import calls, ledger_record, trend_point
+from pytest_hgd.core.settings import JudgeSettings
 from pytest_hgd.core.stats import PassCounts
 from pytest_hgd.plugin.advice import next_command
 from pytest_hgd.reports.summary import pressure_components
@@ -20,6 +26,7 @@ from pytest_hgd.run.probe import ProbePlan, run_probe
 from pytest_hgd.run.prompts import Prompt
 from pytest_hgd.run.rollout import RolloutRunner
 from pytest_hgd.run.runner import CallSettings, Scheduler
+from pytest_hgd.storage.cache import ReplyCache
 
 REGISTRY = {check.name: check for check in BUILTIN_CHECKS}
 
@@ -252,3 +259,40 @@ def test_a_rollout_replays_the_agents_own_replies_and_finds_the_compounding_erro
     assert not candidate.passed and candidate.first_failed_turn == 2
     assert candidate.failed_check == "contains" and candidate.called == 2
     assert [t.text for t in candidate.transcript] == ["t1", "good, mostly", "t2", "lost"]
+
+
+def test_the_judge_asks_once_per_question_and_refuses_a_non_verdict(tmp_path: Path) -> None:
+    """The judge on its own, against a loopback OpenAI-compatible server: a verdict is
+    parsed and cached (the same question is not asked again), a nonsense answer is an
+    error and never cached."""
+
+    def verdict(body: dict[str, Any]) -> str:
+        said = body["messages"][-1]["content"]
+        if "rambles" in said:
+            return "I think it is fine?"
+        passed = "reply:\nA sales rep" in said  # the reply, not the criterion, says it
+        return json.dumps({"verdict": "pass" if passed else "fail", "reason": "r"})
+
+    with OpenAIServer(reply=verdict) as server:
+        settings = JudgeSettings("judge-model", server.base_url, None, 10.0)
+        judge = Judge(settings, ReplyCache(tmp_path / "cache"))
+        criterion = {"criterion": "offers a sales rep"}
+
+        async def ask(reply: str) -> tuple[bool, str]:
+            return await judge.check(reply, criterion, pair("q"))
+
+        async def all_questions() -> list[Any]:
+            try:
+                first = await ask("A sales rep will call you.")
+                again = await ask("A sales rep will call you.")
+                other = await ask("Bye.")
+                with pytest.raises(JudgeError, match="not a verdict"):
+                    await ask("It rambles.")
+                return [first, again, other]
+            finally:
+                await judge.aclose()
+
+        first, again, other = asyncio.run(all_questions())
+        assert first == again and first[0] is True and other[0] is False
+        assert "criterion: 'offers a sales rep'" in first[1]
+        assert len(server.requests) == 3  # the repeated question came from the cache
