@@ -165,3 +165,29 @@ def test_a_real_runs_report_decides_again_to_the_same_decision(
     assert again.reasons == report["verdict_reasons"] == ["2 regressed"]
     assert again.calls == report["calls"] and again.samples == report["samples"]
     assert again.pressure == report["pressure"]
+
+
+def test_what_a_run_says_of_its_change_is_in_its_record() -> None:
+    """A candidate failed only by a rollout was read as "failed on errors" (inconclusive)
+    and left out of acceptance; one failed only by --hgd-max-pressure likewise. The record
+    now says what the pairs and rollouts said: `change` and `other_blockers`."""
+    drift = {"id": "pairs/a.hgd.yaml::rollout", "conversation": "a", "delta": "regressed",
+             "rollout": True}  # fmt: skip
+    rolled = decide_run(evidence(payload("a", "kept"), rollouts=(drift,)), Policy()).record
+    assert (rolled["verdict"], rolled["change"], rolled["other_blockers"]) == (
+        "fail",
+        "rejected",
+        1,
+    )
+    errored = decide_run(evidence(payload("a", "error")), Policy()).record
+    assert (errored["change"], errored["other_blockers"]) == ("inconclusive", 0)
+    strict = decide_run(evidence(payload("a", "still_failing", 0, 0)), Policy(strict=True))
+    assert (strict.record["change"], strict.record["other_blockers"]) == ("rejected", 1)
+    history = [{**rolled, "candidate_hash": "x" * 64}]
+    pressured = decide_run(evidence(payload("a", "kept")), Policy(max_pressure=0.0), history)
+    assert pressured.verdict == "fail" and pressured.record["change"] == "accepted"
+    # Read back as history, each counts as what it said.
+    later = decide_run(evidence(payload("a", "kept")), Policy(), [*history, pressured.record])
+    acceptance = later.pressure["acceptance"]
+    assert (acceptance["accepted"], acceptance["rejected"], acceptance["inconclusive"]) == (1, 1, 0)
+    assert later.pressure["binding"] == []  # a rollout is not a pair: no binding constraint

@@ -20,7 +20,7 @@ from pytest_hgd.core.record import calls, ledger_record, trend_point
 from pytest_hgd.core.settings import JudgeSettings
 from pytest_hgd.core.stats import PassCounts
 from pytest_hgd.plugin.advice import next_command
-from pytest_hgd.reports.summary import pressure_components
+from pytest_hgd.reports.summary import pressure_components, pressure_lines
 from pytest_hgd.run.evaluator import Evaluator
 from pytest_hgd.run.probe import ProbePlan, run_probe
 from pytest_hgd.run.prompts import Prompt
@@ -296,3 +296,9 @@ def test_the_judge_asks_once_per_question_and_refuses_a_non_verdict(tmp_path: Pa
         assert first == again and first[0] is True and other[0] is False
         assert "criterion: 'offers a sales rep'" in first[1]
         assert len(server.requests) == 3  # the repeated question came from the cache
+
+
+def test_the_summary_says_when_binding_constraints_are_cut() -> None:
+    binding = [{"id": f"c::p{i}", "blocked": 9 - i, "kind": "locked"} for i in range(7)]
+    (line,) = [x for x in pressure_lines({"value": 0.5, "binding": binding}) if "binding" in x]
+    assert line.endswith("c::p4 (5); +2 more in the JSON report")

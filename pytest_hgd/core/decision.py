@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_hgd.core import gate
 from pytest_hgd.core import record as records
+from pytest_hgd.core.model import Delta
 from pytest_hgd.core.pressure import ProbeResult, compute_pressure
 
 Payload = Mapping[str, Any]
@@ -122,6 +123,7 @@ def decide_run(
         commit=evidence.commit,
         partial=evidence.partial,
     )
+    record = {**record, **_change(evidence, policy.strict, found)}
     pressure = compute_pressure(
         record,
         history,
@@ -147,6 +149,21 @@ def decide_run(
         calls=records.calls(evidence.pairs, evidence.rollouts),
         samples=_samples(evidence.pairs, policy.alpha),
     )
+
+
+def _change(evidence: RunEvidence, strict: bool, reasons: Sequence[str]) -> dict[str, Any]:
+    """What the run says of its change, from its pairs and rollouts alone (before
+    ``--hgd-max-pressure``): ``accepted``; ``rejected`` when something the gate enforces
+    failed (``other_blockers`` counts what is not a regressed pair: a rollout, a strict
+    still_failing); ``inconclusive`` when only errors failed it. Pressure reads it."""
+    rejecting = [
+        item
+        for item in (*evidence.pairs, *evidence.rollouts)
+        if item["delta"] != "error" and gate.fails_gate(Delta(item["delta"]), strict)
+    ]
+    change = "accepted" if not reasons else "rejected" if rejecting else "inconclusive"
+    others = sum(1 for item in rejecting if item.get("rollout") or item["delta"] != "regressed")
+    return {"change": change, "other_blockers": others}
 
 
 def _samples(pairs: Sequence[Payload], alpha: float) -> dict[str, Any]:

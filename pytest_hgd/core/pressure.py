@@ -24,6 +24,7 @@ from pytest_hgd.core.beta import beta_quantile, jeffreys_interval
 from pytest_hgd.core.survival import (
     TOP,
     active_pairs,
+    int_or_zero,
     passes_reference,
     rounded,
     strings,
@@ -207,9 +208,21 @@ def latest_candidates(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str,
             continue
         prompt = str(record.get("candidate_hash"))
         earlier = latest.pop(prompt, None)
-        conclusive = record.get("verdict") == "pass" or strings(record.get("regressed"))
+        conclusive = change_of(record) != "inconclusive"
         latest[prompt] = record if conclusive or earlier is None else earlier
     return list(latest.values())
+
+
+def change_of(record: Mapping[str, Any]) -> str:
+    """What the run said of its change: ``accepted``, ``rejected`` or ``inconclusive``
+    (failed on errors alone). Its ``change`` key says so; records written before it had
+    one are read from their verdict and regressed pairs."""
+    change = record.get("change")
+    if change in ("accepted", "rejected", "inconclusive"):
+        return str(change)
+    if record.get("verdict") == "pass":
+        return "accepted"
+    return "rejected" if strings(record.get("regressed")) else "inconclusive"
 
 
 def _acceptance(
@@ -226,23 +239,22 @@ def _acceptance(
     passes_today = [0.0, 0.0, 0.0]  # at the value, low end and high end of the noise
     for record in latest[-window:]:
         blockers = _blockers(record, active)
-        if record.get("verdict") == "pass":
-            accepted += 1
-        elif blockers:
-            rejected += 1
-        elif strings(record.get("regressed")):
-            accepted += 1  # blocked only by pairs since retired or removed
-            rejudged += 1
-        else:
+        change = change_of(record)
+        if change == "inconclusive":
             inconclusive += 1  # failed on errors: says nothing about the change
             continue
-        if not blockers:
-            met = record.get("pairs")
-            met = met if isinstance(met, Mapping) else {}
-            unmet = [p for pid, p in rates.items() if pid not in met]
-            for end in range(3):
-                passes_today[end] += math.prod(p[end] for p in unmet)
-        broken += len(blockers)
+        if change == "rejected" and (blockers or int_or_zero(record.get("other_blockers"))):
+            rejected += 1  # by an active pair, or by a rollout or strict still_failing
+            broken += len(blockers)
+            continue
+        accepted += 1
+        if change == "rejected":  # blocked only by pairs since retired or removed
+            rejudged += 1
+        met = record.get("pairs")
+        met = met if isinstance(met, Mapping) else {}
+        unmet = [p for pid, p in rates.items() if pid not in met]
+        for end in range(3):  # its pass on today's suite
+            passes_today[end] += math.prod(p[end] for p in unmet)
     n = accepted + rejected
     lo, hi = jeffreys_interval(accepted, n, confidence)
     value = accepted / n if n else 1.0
@@ -282,7 +294,7 @@ def _binding(
     blocked: dict[str, int] = {}
     last: dict[str, int] = {}
     for index, record in enumerate(latest):
-        if record.get("verdict") == "fail":
+        if change_of(record) == "rejected":
             for pid in set(_blockers(record, active)):
                 blocked[pid] = blocked.get(pid, 0) + 1
                 last[pid] = index

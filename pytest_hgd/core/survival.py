@@ -138,7 +138,7 @@ def survival(
 
     gate = current.get("gate")
     floor = 0.0
-    if isinstance(gate, Mapping) and _int(gate.get("samples")) > 1:
+    if isinstance(gate, Mapping) and int_or_zero(gate.get("samples")) > 1:
         alpha = gate.get("alpha")
         if isinstance(alpha, int | float) and 0.0 <= alpha <= 1.0:
             floor = 1.0 - float(alpha)
@@ -181,7 +181,7 @@ def survival(
     return component, s_val, band, rates
 
 
-def _int(value: object) -> int:
+def int_or_zero(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 

@@ -166,7 +166,8 @@ def pressure_lines(pressure: Mapping[str, Any]) -> list[str]:
     binding = pressure.get("binding") or []
     if binding:
         walls = ", ".join(f"{b['id']} ({b['blocked']})" for b in binding[:5])
-        lines.append(f"  binding constraints (candidates blocked): {walls}")
+        more = f"; +{len(binding) - 5} more in the JSON report" if len(binding) > 5 else ""
+        lines.append(f"  binding constraints (candidates blocked): {walls}{more}")
     return lines
 
 
