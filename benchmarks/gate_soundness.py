@@ -600,31 +600,15 @@ def e2e_run(
     run_seed = f"{seed}/{scenario.name}/{samples}/{run}"
     directory.mkdir()
     _write_suite(directory, scenario, run_seed)
-    command = [
-        sys.executable, "-m", "pytest", "-p", "pytest_hgd.plugin", "--hgd",
-        "--hgd-agent=agent:reply", "--hgd-baseline=base.txt", "--hgd-candidate=cand.txt",
-        f"--hgd-samples={samples}", f"--hgd-alpha={alpha}", "--hgd-no-cache", "--hgd-no-ledger",
-        f"--hgd-concurrency={E2E_CONCURRENCY}", "--hgd-report=report.json",
-        "-p", "no:cacheprovider", "-q",
-    ]  # fmt: skip
-    done = subprocess.run(
-        command,
-        cwd=directory,
-        env=_child_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    status, tail = _pytest_gate(directory, samples, alpha, "--hgd-no-cache")
     report_path = directory / "report.json"
-    if done.returncode not in (0, 1) or not report_path.exists():
-        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-        return False, f"{run_seed}: pytest exited {done.returncode}: {' | '.join(tail)}", ""
+    if status not in (0, 1) or not report_path.exists():
+        return False, f"{run_seed}: pytest exited {status}: {tail}", ""
     report = json.loads(report_path.read_text())
     blocked = report["verdict"] == "fail"
     problem = _disagreement(report, scenario, run_seed, samples, alpha)
-    if problem is None and done.returncode != int(blocked):
-        problem = f"exit status {done.returncode} with verdict {report['verdict']}"
+    if problem is None and status != int(blocked):
+        problem = f"exit status {status} with verdict {report['verdict']}"
     regressed = ", ".join(
         f"{p['id'].rpartition('::')[2]} {p['baseline']['passes']}/{samples} -> "
         f"{p['candidate']['passes']}/{samples}"
