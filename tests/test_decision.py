@@ -29,7 +29,25 @@ def payload(pid: str, delta: str, base: int | None = 1, cand: int = 1, **extra: 
         "baseline": None if base is None else {**side, "passes": base},
         "pair_hash": pid * 8,
     }
+    if delta == "error":
+        out.update(baseline=None, candidate=None, error="candidate: agent timed out")
     return {**out, **extra}
+
+
+def rollout(delta: str, base: bool = True, cand: bool = True) -> dict:
+    def side(passed: bool) -> dict:
+        return {"passed": passed, "turns": 2, "first_failed_turn": None, "transcript": [],
+                "called": 2, "cached": 0}  # fmt: skip
+
+    return {
+        "id": "pairs/a.hgd.yaml::rollout",
+        "conversation": "a",
+        "rollout": True,
+        "delta": delta,
+        "baseline": side(base),
+        "candidate": side(cand),
+        "error": None,
+    }
 
 
 def evidence(
@@ -67,8 +85,8 @@ def test_still_failing_fails_only_a_strict_gate() -> None:
 
 
 def test_a_failing_rollout_fails_the_gate() -> None:
-    rollout = {"id": "pairs/a.hgd.yaml::rollout", "delta": "regressed", "rollout": True}
-    decision = decide_run(evidence(payload("a", "kept"), rollouts=(rollout,)), Policy())
+    drift = rollout("regressed", cand=False)
+    decision = decide_run(evidence(payload("a", "kept"), rollouts=(drift,)), Policy())
     assert decision.rollout_counts["regressed"] == 1
     assert decision.reasons == ["1 rollout regressed"] and decision.verdict == "fail"
 
@@ -115,8 +133,9 @@ def test_a_bad_policy_is_refused(window: int) -> None:
 
 
 def test_evidence_round_trips_through_its_schema() -> None:
-    rollout = {"id": "pairs/a.hgd.yaml::rollout", "conversation": "a", "delta": "kept"}
-    run = evidence(payload("a", "kept"), payload("b", "regressed", cand=0), rollouts=(rollout,))
+    run = evidence(
+        payload("a", "kept"), payload("b", "regressed", cand=0), rollouts=(rollout("kept"),)
+    )
     data = json.loads(json.dumps(run.to_json()))
     validate_evidence(data)
     again = RunEvidence.from_json(data)
@@ -171,8 +190,7 @@ def test_what_a_run_says_of_its_change_is_in_its_record() -> None:
     """A candidate failed only by a rollout was read as "failed on errors" (inconclusive)
     and left out of acceptance; one failed only by --hgd-max-pressure likewise. The record
     now says what the pairs and rollouts said: `change` and `other_blockers`."""
-    drift = {"id": "pairs/a.hgd.yaml::rollout", "conversation": "a", "delta": "regressed",
-             "rollout": True}  # fmt: skip
+    drift = rollout("regressed", cand=False)
     rolled = decide_run(evidence(payload("a", "kept"), rollouts=(drift,)), Policy()).record
     assert (rolled["verdict"], rolled["change"], rolled["other_blockers"]) == (
         "fail",

@@ -63,6 +63,7 @@ def test_json_report(hgd: Gate) -> None:
         "id": "leads.hgd.yaml::broken",
         "kind": "locked",
         "delta": "regressed",
+        "samples": 1,
         "tags": ["lead", "pricing"],
         "conversation": "leads",
         "baseline": {

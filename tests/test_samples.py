@@ -118,3 +118,36 @@ def test_sampled_gate_under_xdist(hgd: Gate) -> None:
     result.assert_outcomes(passed=6, failed=1)
     assert hgd.report()["counts"]["regressed"] == 1
     assert len(hgd.calls()) == 140
+
+
+def test_xdist_reports_the_one_decision_of_a_serial_run(hgd: Gate) -> None:
+    """A drop to 1/5 (p = 0.0238) in a suite of 10 pairs: a serial run's family calls it
+    regressed. Under xdist a worker decides its items in small batches at their share of
+    alpha and passes the item, but the controller decides every pair again as one family:
+    the same report and verdict as the serial run, and a note naming the pair."""
+    pytest.importorskip("xdist")
+    baseline = {f"k{i}": "good" for i in range(9)} | {"drop": "good"}
+    candidate = {f"k{i}": "good" for i in range(9)} | {"drop": "CYCLE:good,bad,bad,bad,bad"}
+    args = (
+        *suite(hgd, baseline, candidate),
+        "--hgd-samples=5",
+        "--hgd-no-ledger",
+        "--hgd-no-cache",
+    )
+
+    def decided() -> list[tuple[str, str, object, object]]:
+        report = hgd.report()
+        assert report["verdict"] == "fail" and report["counts"]["regressed"] == 1
+        return [(p["id"], p["delta"], p.get("p_value"), p.get("testable")) for p in report["pairs"]]
+
+    serial = hgd.run(*args)
+    serial.assert_outcomes(passed=9, failed=1)
+    expected = decided()
+    (hgd.path / "report.json").unlink()
+    split = hgd.run(*args, "--hgd-concurrency=1", "-p", "xdist", "-n", "2")
+    assert split.ret == 1
+    assert decided() == expected
+    # the worker's batch (at most 3 pairs at --hgd-concurrency=1: alpha 0.015) kept it
+    split.assert_outcomes(passed=10)
+    split.stdout.fnmatch_lines(["*1 pair's test outcome was decided by an xdist worker*"
+                                "differs for: c.hgd.yaml::drop*"])  # fmt: skip

@@ -2,8 +2,10 @@
 
 The session gathers the evidence (the payloads the pairs and rollouts reported, what was
 skipped, the prompts' hashes, the agent, which pairs ran); `decide_run` turns it, the
-ledger's earlier runs and the probe's result into the decision: counts per delta, the
-verdict and its reasons, the pressure, the ledger record. The ledger, the terminal summary
+ledger's earlier runs and the probe's result into the decision: every pair's and rollout's
+delta made again from their counts (`core.pairs.decide_pairs`: one corrected family over
+all the run's pairs, whichever worker or shard ran them), counts per delta, the verdict and
+its reasons, the pressure, the ledger record. The ledger, the terminal summary
 and the JSON, Markdown and HTML reports read the decision; none recomputes a count or a
 verdict. No pytest and no I/O here, so a serial run, the xdist controller, a merge of CI
 shards or a search step can all call it.
@@ -18,6 +20,7 @@ from typing import Any
 from pytest_hgd.core import gate
 from pytest_hgd.core import record as records
 from pytest_hgd.core.model import Delta
+from pytest_hgd.core.pairs import decide_pairs
 from pytest_hgd.core.pressure import ProbeResult, compute_pressure
 
 Payload = Mapping[str, Any]
@@ -88,8 +91,14 @@ class Policy:
 
 @dataclass(frozen=True)
 class RunDecision:
-    """Everything the outputs read: made once, by `decide_run`."""
+    """Everything the outputs read: made once, by `decide_run`. ``pairs`` and ``rollouts``
+    are the evidence's payloads with their deltas (and p-values) as decided here;
+    ``redecided`` names the pairs whose test outcome said otherwise (under xdist, a worker
+    decides its items' outcomes on its share of the error budget)."""
 
+    pairs: list[dict[str, Any]]
+    rollouts: list[dict[str, Any]]
+    redecided: list[str]
     counts: dict[str, int]
     rollout_counts: dict[str, int]
     reasons: list[str]
@@ -109,11 +118,13 @@ def decide_run(
 ) -> RunDecision:
     """The run's decision. ``history`` is the ledger before this run; partial runs in it are
     no evidence (pressure leaves them out)."""
-    counts = gate.count_deltas(p["delta"] for p in evidence.pairs)
-    rollout_counts = gate.count_deltas(r["delta"] for r in evidence.rollouts)
+    pairs = decide_pairs(evidence.pairs, policy.alpha)
+    rollouts = [_rollout(r) for r in evidence.rollouts]
+    counts = gate.count_deltas(p["delta"] for p in pairs)
+    rollout_counts = gate.count_deltas(r["delta"] for r in rollouts)
     found = gate.evidence_reasons(counts, rollout_counts, policy.strict)
     record = records.ledger_record(
-        evidence.pairs,
+        pairs,
         evidence.skipped,
         baseline_hash=evidence.baseline_hash,
         candidate_hash=evidence.candidate_hash,
@@ -123,7 +134,7 @@ def decide_run(
         commit=evidence.commit,
         partial=evidence.partial,
     )
-    record = {**record, **_change(evidence, policy.strict, found)}
+    record = {**record, **_change([*pairs, *rollouts], policy.strict, found)}
     pressure = compute_pressure(
         record,
         history,
@@ -139,6 +150,13 @@ def decide_run(
     record = {**record, "verdict": verdict, "pressure": pressure}
     points = (records.trend_point(r) for r in [*history, record])
     return RunDecision(
+        pairs=pairs,
+        rollouts=rollouts,
+        redecided=[
+            str(p["id"])
+            for p, d in zip(evidence.pairs, pairs, strict=True)
+            if p["delta"] != d["delta"]
+        ],
         counts=counts,
         rollout_counts=rollout_counts,
         reasons=reasons,
@@ -146,19 +164,29 @@ def decide_run(
         pressure=pressure,
         record=record,
         trend=[point for point in points if point is not None][-TREND_RUNS:],
-        calls=records.calls(evidence.pairs, evidence.rollouts),
-        samples=_samples(evidence.pairs, policy.alpha),
+        calls=records.calls(pairs, rollouts),
+        samples=_samples(pairs, policy.alpha),
     )
 
 
-def _change(evidence: RunEvidence, strict: bool, reasons: Sequence[str]) -> dict[str, Any]:
+def _rollout(rollout: Payload) -> dict[str, Any]:
+    """A rollout's payload with its delta made again from its sides (the one-shot table);
+    an agent error stays ``error``."""
+    baseline, candidate = rollout.get("baseline"), rollout.get("candidate")
+    if rollout.get("error") or not candidate:
+        return {**rollout, "delta": Delta.ERROR.value}
+    delta = gate.one_shot_delta(baseline["passed"] if baseline else None, candidate["passed"])
+    return {**rollout, "delta": delta.value}
+
+
+def _change(items: Sequence[Payload], strict: bool, reasons: Sequence[str]) -> dict[str, Any]:
     """What the run says of its change, from its pairs and rollouts alone (before
     ``--hgd-max-pressure``): ``accepted``; ``rejected`` when something the gate enforces
     failed (``other_blockers`` counts what is not a regressed pair: a rollout, a strict
     still_failing); ``inconclusive`` when only errors failed it. Pressure reads it."""
     rejecting = [
         item
-        for item in (*evidence.pairs, *evidence.rollouts)
+        for item in items
         if item["delta"] != "error" and gate.fails_gate(Delta(item["delta"]), strict)
     ]
     change = "accepted" if not reasons else "rejected" if rejecting else "inconclusive"

@@ -28,8 +28,11 @@ class PairFailed(Exception):
     """A pair regressed or failed: the message says which check and shows the reply."""
 
 
-def result_payload(evaluation: Evaluation | None) -> dict[str, Any] | None:
-    """Small JSON-able summary of one prompt's evaluation, to ride on the test report."""
+def result_payload(
+    evaluation: Evaluation | None, confirm: PassCounts | None = None
+) -> dict[str, Any] | None:
+    """Small JSON-able summary of one prompt's evaluation, to ride on the test report;
+    ``confirm``: the fresh baseline samples a close pair drew to confirm, part of its runs."""
     if evaluation is None:
         return None
     failure = evaluation.first_failure()
@@ -46,6 +49,7 @@ def result_payload(evaluation: Evaluation | None) -> dict[str, Any] | None:
         "reply": excerpt(failure[1] if failure else first_reply or "", REPLY_EXCERPT),
         "called": sum(1 for r in evaluation.replies if not r.cached),
         **fresh,  # a pool partly from the cache: what this run's own calls gave
+        **({"confirm": [confirm.passes, confirm.runs]} if confirm else {}),
     }
 
 
@@ -138,6 +142,7 @@ class PairItem(GateItem):
             "tags": list(self.pair.tags),
             "conversation": self.pair.conversation,
             "pair_hash": self.pair.content_hash(),
+            "samples": self.session_state.evaluator.samples(self.pair),
         }
 
     def setup(self) -> None:
@@ -158,12 +163,13 @@ class PairItem(GateItem):
 
     def runtest(self) -> None:
         baseline, candidate = self.evaluations
-        decision = self.session_state.evaluator.decision(self.nodeid, baseline, candidate)
+        evaluator = self.session_state.evaluator
+        decision = evaluator.decision(self.nodeid, baseline, candidate)
         delta = decision.delta
         self.hgd_payload = {
             **self._base_payload(),
             "delta": delta.value,
-            "baseline": result_payload(baseline),
+            "baseline": result_payload(baseline, evaluator.confirmations.get(self.nodeid)),
             "candidate": result_payload(candidate),
             "error": None,
         }

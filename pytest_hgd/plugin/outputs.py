@@ -4,7 +4,7 @@ report given to every ``pytest_hgd_report`` implementation."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +77,14 @@ def hand_over(config: pytest.Config, report: Mapping[str, Any]) -> None:
                 filename=impl.plugin_name,
                 lineno=0,
             )
+
+
+def redecided_note(ids: Sequence[str]) -> str:
+    """The note on pairs whose item outcome (an xdist worker's) the one decision overruled."""
+    what = "1 pair's test outcome was" if len(ids) == 1 else f"{len(ids)} pairs' test outcomes were"
+    more = f" (+{len(ids) - 5} more)" if len(ids) > 5 else ""
+    return (
+        f"{what} decided by an xdist worker on a share of --hgd-alpha; the gate's one "
+        f"decision over every pair, which the verdict and the reports follow, differs for: "
+        f"{', '.join(ids[:5])}{more}"
+    )

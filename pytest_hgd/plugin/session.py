@@ -21,7 +21,13 @@ from pytest_hgd.plugin.advice import next_command
 from pytest_hgd.plugin.builtins import Builtins
 from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
 from pytest_hgd.plugin.keys import SPARES_KEY
-from pytest_hgd.plugin.outputs import hand_over, report_paths, warn_of_pressure, write_reports
+from pytest_hgd.plugin.outputs import (
+    hand_over,
+    redecided_note,
+    report_paths,
+    warn_of_pressure,
+    write_reports,
+)
 from pytest_hgd.plugin.selection import SELECTION_KEY, Selection
 from pytest_hgd.plugin.wiring import (
     call_settings,
@@ -186,7 +192,8 @@ class HGDSession:
             batch = [item, *self._queued()] if worker else self._runnable_items()
             batch = [i for i in batch if i.nodeid not in self.evaluator.decisions]
             # Each batch spends the share of the error budget of the pairs it decides, so
-            # batches on xdist workers together never spend more than --hgd-alpha.
+            # batches on xdist workers together never spend more than --hgd-alpha. That is
+            # for the items' own outcomes: the verdict is `decide_run`'s one decision.
             alpha = self.settings.alpha * len(batch) / max(self.runnable_count, len(batch))
             self.evaluator.decide_batch(
                 [(i.nodeid, i.pair) for i in batch], alpha, None if worker else self._progress
@@ -307,6 +314,8 @@ class HGDSession:
         )
         history = self._history()
         decision = decide_run(evidence, self.policy, history, self._run_probe())
+        if decision.redecided:
+            self.notes.append(redecided_note(decision.redecided))
         self._append_to_ledger(decision.record)
         prompts = {
             "candidate": {"source": self.candidate.source, "sha256": self.candidate.sha256},

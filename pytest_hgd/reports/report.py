@@ -36,8 +36,8 @@ def build_report(
 ) -> dict[str, Any]:
     """The report of a run: its evidence, and the decision `decision.decide_run` made of it
     (counts, verdict, pressure: read, never recomputed)."""
-    pairs = sorted(evidence.pairs, key=lambda p: str(p["id"]))
-    rollouts = evidence.rollouts
+    pairs = sorted(decision.pairs, key=lambda p: str(p["id"]))
+    rollouts = decision.rollouts
     selection = dict(evidence.selection)
     return {
         "schema_version": SCHEMA_VERSION,

@@ -9,10 +9,11 @@ import concurrent.futures
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from pytest_hgd.core import gate, stats
+from pytest_hgd.core import stats
 from pytest_hgd.core.checks import CheckType, Outcome, run_checks
 from pytest_hgd.core.errors import AgentError
 from pytest_hgd.core.model import Delta, Evaluation, Pair, Reply, Role
+from pytest_hgd.core.pairs import PairCounts, decide_counts, draws_confirmation
 from pytest_hgd.run.prompts import Prompt
 from pytest_hgd.run.runner import ReplyFuture, Scheduler, describe_exception
 
@@ -48,6 +49,7 @@ class Evaluator:
         self.futures: dict[str, dict[Role, list[ReplyFuture]]] = {}
         self.evaluated: dict[str, Evaluations] = {}
         self.decisions: dict[str, Decision] = {}
+        self.confirmations: dict[str, stats.PassCounts] = {}  # fresh samples of close pairs
 
     def samples(self, pair: Pair) -> int:
         return pair.samples or self.default_samples
@@ -110,42 +112,71 @@ class Evaluator:
         self, batch: Sequence[tuple[str, Pair]], alpha: float, progress: Progress | None = None
     ) -> None:
         """Sampled gate: wait for every sample of the batch, then decide its pairs as one
-        family at level ``alpha`` (pairs whose agent calls failed are errors, not tested).
-        Every pair with a baseline is in the family, one run a side included (it cannot be
-        called regressed there: see ``stats.decide``).
+        family at level ``alpha`` (``core.pairs.decide_counts``; pairs whose agent calls
+        failed are errors, not tested).
 
         The baseline side of a pair is its pool: the K samples of this run and every further
-        sample in the cache (indices K, K + 1, ... up to ``stats.MAX_POOL`` K). A pair whose
-        decision is close (``stats.close``) and whose pool holds replies reused from the cache
-        draws K fresh baseline samples, which the cache keeps for the next runs, and the
-        batch is decided by ``stats.decide_pooled`` (docs/statistics.md)."""
+        sample in the cache (indices K, K + 1, ... up to ``stats.MAX_POOL`` K). A close pair
+        (``core.pairs.draws_confirmation``, at the run's own alpha whatever the batch's share)
+        whose pool holds replies reused from the cache draws K fresh baseline samples, which
+        the cache keeps for the next runs (docs/statistics.md)."""
         pending = []
         for node_id, pair in batch:
             futures = self.submit(node_id, pair)
             self._add_pool(pair, futures)
             pending += [f for fs in futures.values() for f in fs]
         _wait(pending, progress)
-        family: list[tuple[str, Pair]] = []
-        first: list[stats.Counts] = []
-        for node_id, pair in batch:
-            baseline, candidate = self.evaluate(node_id, pair)
-            if candidate.error or (baseline is not None and baseline.error):
-                continue
-            family.append((node_id, pair))
-            first.append((_counts(baseline), stats.PassCounts(candidate.passes, candidate.runs)))
-        first_look = stats.decide(first, alpha, one_shot=False)
+        first = {
+            node_id: counts
+            for node_id, pair in batch
+            if (counts := self._counts(node_id, pair)) is not None
+        }
         growing = {
             node_id: self._grow(node_id, pair)
-            for (node_id, pair), decision in zip(family, first_look, strict=True)
-            if stats.close(decision, alpha) and self._may_grow(node_id, pair)
+            for node_id, pair in batch
+            if node_id in first
+            and draws_confirmation(first[node_id], self.alpha)
+            and self._may_grow(node_id, pair)
         }
-        if growing:
-            _wait([f for fs in growing.values() for f in fs], progress)
-            decisions = self._decide_pooled(family, first, growing, alpha)
-        else:
-            decisions = {node_id: d for (node_id, _), d in zip(family, first_look, strict=True)}
-        for node_id, sampled in decisions.items():
-            self.decisions[node_id] = Decision(Delta(sampled.delta), sampled)
+        _wait([f for fs in growing.values() for f in fs], progress)
+        family = {
+            node_id: counts
+            for node_id, pair in batch
+            if node_id in first
+            and (counts := self._confirmed(node_id, pair, growing.get(node_id))) is not None
+        }
+        decided = decide_counts(list(family.values()), alpha, sampled=True)
+        for node_id, decision in zip(family, decided, strict=True):
+            self.decisions[node_id] = Decision(Delta(decision.delta), decision.sampled)
+
+    def _counts(self, node_id: str, pair: Pair) -> PairCounts | None:
+        """The pair's counts, None when an agent call failed (an error, not tested)."""
+        baseline, candidate = self.evaluate(node_id, pair)
+        if candidate.error or (baseline is not None and baseline.error):
+            return None
+        return PairCounts(stats.PassCounts(candidate.passes, candidate.runs), _counts(baseline))
+
+    def _confirmed(
+        self, node_id: str, pair: Pair, drawn: list[ReplyFuture] | None
+    ) -> PairCounts | None:
+        """The pair's counts with its confirming samples (``drawn``) checked and added to its
+        pool; None when one of them failed (an error, not tested)."""
+        baseline, candidate = self.evaluated[node_id]
+        if drawn is None or baseline is None:
+            return self._counts(node_id, pair)
+        more = self._check(pair, drawn)
+        baseline = Evaluation(
+            baseline.replies + more.replies,
+            baseline.results + more.results if more.error is None else (),
+        )
+        self.evaluated[node_id] = (baseline, candidate)
+        if baseline.error:
+            return None
+        confirm = stats.PassCounts(more.passes, more.runs)
+        self.confirmations[node_id] = confirm
+        return PairCounts(
+            stats.PassCounts(candidate.passes, candidate.runs), _counts(baseline), confirm
+        )
 
     def _add_pool(self, pair: Pair, futures: dict[Role, list[ReplyFuture]]) -> None:
         """Append to the baseline's futures its cached samples beyond those asked for."""
@@ -181,39 +212,6 @@ class Evaluator:
             for sample in range(start, start + step)
         ]
 
-    def _decide_pooled(
-        self,
-        family: list[tuple[str, Pair]],
-        first: list[stats.Counts],
-        growing: dict[str, list[ReplyFuture]],
-        alpha: float,
-    ) -> dict[str, stats.SampledDecision]:
-        """Check the fresh samples, add them to the pools, decide the batch again
-        (``stats.decide_pooled``); a pair whose fresh calls failed is an error, out of it."""
-        kept_first: list[stats.Counts] = []
-        pooled: list[stats.Counts] = []
-        fresh: list[stats.PassCounts | None] = []
-        names: list[str] = []
-        for (node_id, pair), counts in zip(family, first, strict=True):
-            baseline, candidate = self.evaluated[node_id]
-            drawn: stats.PassCounts | None = None
-            if node_id in growing and baseline is not None:
-                more = self._check(pair, growing[node_id])
-                baseline = Evaluation(
-                    baseline.replies + more.replies,
-                    baseline.results + more.results if more.error is None else (),
-                )
-                self.evaluated[node_id] = (baseline, candidate)
-                if baseline.error:
-                    continue
-                drawn = stats.PassCounts(more.passes, more.runs)
-            names.append(node_id)
-            kept_first.append(counts)
-            pooled.append((_counts(baseline), counts[1]))
-            fresh.append(drawn)
-        decided = stats.decide_pooled(kept_first, pooled, fresh, alpha)
-        return dict(zip(names, decided, strict=True))
-
     def decision(
         self, node_id: str, baseline: Evaluation | None, candidate: Evaluation
     ) -> Decision:
@@ -221,9 +219,8 @@ class Evaluator:
         decided = self.decisions.get(node_id)
         if decided is not None:
             return decided
-        return Decision(
-            gate.one_shot_delta(baseline.passed if baseline else None, candidate.passed)
-        )
+        counts = PairCounts(stats.PassCounts(candidate.passes, candidate.runs), _counts(baseline))
+        return Decision(Delta(decide_counts([counts], self.alpha, sampled=False)[0].delta))
 
 
 def _wait(futures: list[ReplyFuture], progress: Progress | None) -> None:
