@@ -18,11 +18,9 @@ from pytest_hgd.core.stats import (
     fisher_one_sided_less,
     flaky,
     min_attainable_p,
-    sign_test,
-    split_alpha,
-    suite_comparison,
     wilson_interval,
 )
+from pytest_hgd.core.suite_test import sign_test, suite_comparison
 
 
 @st.composite
@@ -287,12 +285,6 @@ def test_decide_rejects_bad_alpha() -> None:
         decide([], alpha=0.0)
     with pytest.raises(ValueError, match="alpha"):
         decide([], alpha=1.5)
-
-
-def test_split_alpha() -> None:
-    assert split_alpha(0.05, 4) == pytest.approx(0.0125)
-    with pytest.raises(ValueError):
-        split_alpha(0.05, 0)
 
 
 def test_decide_is_fast() -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_hgd.core import gate, stats
-from pytest_hgd.core.stats import PassCounts, SampledDecision
+from pytest_hgd.core.screen import Design
+from pytest_hgd.core.stats import PassCounts, SampledDecision, Screened
 
 Payload = Mapping[str, Any]
 DECIDED = ("delta", "p_value", "p_fix", "testable", "p_confirm", "flaky")  # not evidence
@@ -24,11 +25,13 @@ DECIDED = ("delta", "p_value", "p_fix", "testable", "p_confirm", "flaky")  # not
 @dataclass(frozen=True)
 class PairCounts:
     """One pair's runs: the candidate's, and the baseline's pool (None: no baseline) of
-    which ``confirm`` are the fresh samples drawn to confirm a close pair."""
+    which ``confirm`` are the fresh samples drawn to confirm a close pair; ``screen``: a
+    screened pair's design and screen passes (``--hgd-samples=auto``, ``core.screen``)."""
 
     candidate: PassCounts
     baseline: PassCounts | None = None
     confirm: PassCounts | None = None
+    screen: Screened | None = None
 
     @property
     def first_look(self) -> PassCounts | None:
@@ -54,8 +57,9 @@ def draws_confirmation(counts: PairCounts, alpha: float) -> bool:
     base = counts.first_look
     if base is None:
         return False
-    p_regress = stats.fisher_one_sided_less(counts.candidate, base)
-    return stats.testable(base, counts.candidate, alpha) and p_regress <= alpha
+    screens = None if counts.screen is None else [counts.screen]
+    (alone,) = stats.decide([(base, counts.candidate)], alpha, one_shot=False, screens=screens)
+    return stats.close(alone, alpha)
 
 
 def decide_counts(
@@ -77,7 +81,7 @@ def decide_counts(
     first = [(p.first_look, p.candidate) for p in pairs]
     pooled = [(p.baseline, p.candidate) for p in pairs]
     fresh = [p.confirm for p in pairs]
-    decided = stats.decide_pooled(first, pooled, fresh, alpha)
+    decided = stats.decide_pooled(first, pooled, fresh, alpha, [p.screen for p in pairs])
     return [PairDecision(d.delta, d) for d in decided]
 
 
@@ -133,8 +137,28 @@ def _counts(pair: Payload) -> PairCounts | None:
         return None
     baseline = pair.get("baseline")
     confirm = baseline.get("confirm") if baseline else None
+    screen = pair.get("screen")
     return PairCounts(
         PassCounts(candidate["passes"], candidate["runs"]),
         PassCounts(baseline["passes"], baseline["runs"]) if baseline else None,
         PassCounts(*confirm) if confirm else None,
+        None
+        if not screen
+        else (Design(*screen["design"]), screen["candidate"], screen["baseline"]),
     )
+
+
+def screen_payload(screen: Screened) -> dict[str, Any]:
+    """A screened pair's design and screen passes, as its payload's ``screen``."""
+    design, candidate, baseline = screen
+    return {
+        "design": [
+            design.screen_candidate,
+            design.more_candidate,
+            design.screen_baseline,
+            design.more_baseline,
+        ],
+        "candidate": candidate,
+        "baseline": baseline,
+        "went_on": design.goes_on(candidate, baseline),
+    }

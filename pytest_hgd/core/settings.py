@@ -64,7 +64,8 @@ class Settings:
     report: Path | None
     markdown: Path | None
     http: HTTPOptions
-    samples: int = 1
+    samples: int = 1  # K: with auto_samples, the most a screened pair draws
+    auto_samples: bool = False  # --hgd-samples=auto: the screened design (core.screen)
     alpha: float = 0.05
     html: Path | None = None
     rollout: bool = False

@@ -6,6 +6,7 @@ Pure and stdlib-only. The methods and the reasons for them are in ``docs/statist
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -14,12 +15,16 @@ from itertools import accumulate
 from statistics import NormalDist
 from typing import Literal
 
+from pytest_hgd.core.screen import Design, ScreenKey, screened_tails
+
 DEFAULT_ALPHA = 0.05
 POOL_GROWTH = 1  # fresh baseline samples drawn for a close pair, in units of its K
 MAX_POOL = 8  # a baseline pool grows to at most this many times K samples
 
 _Margins = tuple[int, int, int]  # candidate runs, baseline runs, passes under both prompts
+_Key = _Margins | ScreenKey  # a test's null distribution: plain, or screened (core.screen)
 _Tail = Literal["less", "greater"]
+Screened = tuple[Design, int, int]  # a pair's design, candidate and baseline screen passes
 
 
 @dataclass(frozen=True)
@@ -129,13 +134,37 @@ def min_attainable_p(cand: PassCounts, base: PassCounts) -> float:
     return _tails(_margins(cand, base))[1][0]
 
 
-def _attainable(margins: _Margins, tail: _Tail) -> tuple[float, ...]:
+def _tails_of(key: _Key) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    if len(key) == 6:
+        return screened_tails(key)
+    return _tails(key)
+
+
+def _attainable(key: _Key, tail: _Tail) -> tuple[float, ...]:
     """Every p-value the test can give with these margins, ascending."""
-    _, lower, upper = _tails(margins)
+    _, lower, upper = _tails_of(key)
     return lower if tail == "less" else upper[::-1]
 
 
-def _family_level(family: Counter[_Margins], alpha: float, tail: _Tail) -> float:
+def _p_value(key: _Key, candidate_passes: int, tail: _Tail) -> float:
+    low, lower, upper = _tails_of(key)
+    return (lower if tail == "less" else upper)[candidate_passes - low]
+
+
+@lru_cache(maxsize=1024)
+def _design_testable(design: Design, alpha: float) -> bool:
+    """True when some outcome of a pair that went on is significant at ``alpha``."""
+    for passes in range(sum(vars(design).values()) + 1):
+        try:
+            _, lower, upper = screened_tails(design.key(passes))
+        except ValueError:  # no outcome with these passes goes on
+            continue
+        if min(lower[0], upper[-1]) <= alpha:
+            return True
+    return False
+
+
+def _family_level(family: Counter[_Key], alpha: float, tail: _Tail) -> float:
     """Largest attainable p-value c with sum over the family of P0(p <= c) <= alpha.
 
     P0(p <= c) of one test is the largest attainable p-value not above c, so a test whose
@@ -154,24 +183,21 @@ def _family_level(family: Counter[_Margins], alpha: float, tail: _Tail) -> float
     return level
 
 
-def _size(margins: _Margins, level: float, tail: _Tail) -> float:
+def _size(margins: _Key, level: float, tail: _Tail) -> float:
     """P0(p <= level) for one test: the largest attainable p-value not above ``level``."""
-    size = 0.0
-    for p in _attainable(margins, tail):
-        if p > level:
-            break
-        size = p
-    return size
+    attainable = _attainable(margins, tail)
+    below = bisect_right(attainable, level)
+    return attainable[below - 1] if below else 0.0
 
 
 def _step_down(
-    tests: Sequence[tuple[_Margins, float]], alpha: float, tail: _Tail
+    tests: Sequence[tuple[_Key, float]], alpha: float, tail: _Tail
 ) -> tuple[list[bool], list[float]]:
     """Discrete Holm: reject at the family level, drop the rejected, recompute, repeat."""
     rejected = [False] * len(tests)
     levels = [0.0] * len(tests)
     open_tests = set(range(len(tests)))
-    family: Counter[_Margins] = Counter(m for m, _ in tests)
+    family: Counter[_Key] = Counter(m for m, _ in tests)
     while True:
         level = _family_level(family, alpha, tail)
         for i in open_tests:
@@ -207,40 +233,48 @@ def decide(
     alpha: float = DEFAULT_ALPHA,
     *,
     one_shot: bool | None = None,
+    screens: Sequence[Screened | None] | None = None,
 ) -> list[SampledDecision]:
     # long: the algorithm of docs/statistics.md in one place, step by step
     """Delta of every pair from (baseline counts or None, candidate counts).
 
     ``alpha`` is the family-wise error rate of each family (regressions, fixes) over *these*
-    pairs; under xdist pass the batch's share. Every pair with a baseline is in both families,
-    so the bound covers the whole run; a pair with one run a side is in them at no cost and
-    can never be significant (``testable`` False). ``one_shot=True`` instead takes pairs with
-    one run a side out of the families and gives them the core gate's one-shot table: that is
-    the unsampled gate, and the default when *every* pair has one run a side (None). No
-    baseline gives ``new_pass`` when the candidate passes at least half its runs, else
-    ``new_fail``.
+    pairs. Every pair with a baseline is in both families, so the bound covers the whole run;
+    a pair with one run a side is in them at no cost and can never be significant
+    (``testable`` False). ``one_shot=True`` instead takes pairs with one run a side out of the
+    families and gives them the core gate's one-shot table: that is the unsampled gate, and
+    the default when *every* pair has one run a side (None). No baseline gives ``new_pass``
+    when the candidate passes at least half its runs, else ``new_fail``.
+
+    ``screens`` gives, per pair, its screened design (``core.screen``) and screen passes, or
+    None for a pair of fixed K. A screened pair that stopped at its screen is not tested (it
+    is ``kept``, or ``new_pass``); one that went on is tested with the screened design's
+    conditional null distribution, in the same families.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if one_shot is None:
         one_shot = all(c.runs == 1 and (b is None or b.runs == 1) for b, c in pairs)
+    screened = list(screens) if screens is not None else [None] * len(pairs)
     tested = [
-        (i, base, cand)
+        (i, base, cand, _key(base, cand, screened[i], alpha))
         for i, (base, cand) in enumerate(pairs)
-        if base is not None and not (one_shot and base.runs == 1 and cand.runs == 1)
+        if base is not None
+        and not (one_shot and base.runs == 1 and cand.runs == 1)
+        and (screened[i] is None or _went_on(screened[i]))
     ]
-    regress_tests = [(_margins(c, b), fisher_one_sided_less(c, b)) for _, b, c in tested]
-    fix_tests = [(_margins(c, b), fisher_one_sided_greater(c, b)) for _, b, c in tested]
+    regress_tests = [(key, _p_value(key, c.passes, "less")) for _, _, c, (key, _) in tested]
+    fix_tests = [(key, _p_value(key, c.passes, "greater")) for _, _, c, (key, _) in tested]
     regressed, regress_levels = _step_down(regress_tests, alpha, "less")
     fixed, fix_levels = _step_down(fix_tests, alpha, "greater")
-    family: Counter[_Margins] = Counter(m for m, _ in regress_tests)
+    family: Counter[_Key] = Counter(m for m, _ in regress_tests)
     untested_levels = (
         _family_level(family, alpha, "less"),
         _family_level(family, alpha, "greater"),
     )
 
     decisions: dict[int, SampledDecision] = {}
-    for j, (i, base, cand) in enumerate(tested):
+    for j, (i, base, cand, (_, can_reject)) in enumerate(tested):
         if regressed[j]:
             delta = "regressed"
         elif fixed[j]:
@@ -255,7 +289,7 @@ def decide(
             fix_tests[j][1],
             regress_levels[j],
             fix_levels[j],
-            testable(base, cand, alpha),
+            can_reject,
         )
     for i, (maybe_base, cand) in enumerate(pairs):
         if i in decisions:
@@ -266,6 +300,23 @@ def decide(
             delta = _one_shot(maybe_base, cand)
         decisions[i] = SampledDecision(delta, None, None, *untested_levels, testable=False)
     return [decisions[i] for i in range(len(pairs))]
+
+
+def _went_on(screen: Screened | None) -> bool:
+    return screen is None or screen[0].goes_on(screen[1], screen[2])
+
+
+def _key(
+    base: PassCounts, cand: PassCounts, screen: Screened | None, alpha: float
+) -> tuple[_Key, bool]:
+    """The pair's test (its null distribution's key) and whether it can reject at all."""
+    if screen is None:
+        return _margins(cand, base), testable(base, cand, alpha)
+    design = screen[0]
+    runs = (design.screen_candidate + design.more_candidate, design.screen_baseline)
+    if (cand.runs, base.runs - design.more_baseline) != runs:
+        raise ValueError(f"counts {cand}, {base} do not fit the screened design {design}")
+    return design.key(cand.passes + base.passes), _design_testable(design, alpha)
 
 
 def close(decision: SampledDecision, alpha: float = DEFAULT_ALPHA) -> bool:
@@ -283,6 +334,7 @@ def decide_pooled(
     pooled: Sequence[Counts],
     fresh: Sequence[PassCounts | None],
     alpha: float = DEFAULT_ALPHA,
+    screens: Sequence[Screened | None] | None = None,
 ) -> list[SampledDecision]:
     """Deltas of a sampled run in which close pairs drew fresh baseline samples.
 
@@ -300,6 +352,9 @@ def decide_pooled(
     P-values and levels are the pooled look's (they match the counts reported); ``p_confirm``
     is the confirmation's p-value. A pair not called by every look is ``kept`` (or
     ``still_failing``), its pooled p-value possibly under its level.
+
+    ``screens`` (``decide``'s): screened pairs' first look is their conditional test; in the
+    pooled look the fresh samples are baseline samples drawn after the screen.
     """
     if not len(first) == len(pooled) == len(fresh):
         raise ValueError(
@@ -308,9 +363,11 @@ def decide_pooled(
     confirming = [i for i, counts in enumerate(fresh) if counts is not None]
     confirmation = decide([(fresh[i], first[i][1]) for i in confirming], alpha, one_shot=False)
     confirmed = dict(zip(confirming, confirmation, strict=True))
+    screened = list(screens) if screens is not None else [None] * len(first)
+    grown = [_grown(screen, counts) for screen, counts in zip(screened, fresh, strict=True)]
     looks = zip(
-        decide(first, alpha, one_shot=False),
-        decide(pooled, alpha, one_shot=False),
+        decide(first, alpha, one_shot=False, screens=screened),
+        decide(pooled, alpha, one_shot=False, screens=grown),
         pooled,
         strict=True,
     )
@@ -328,48 +385,13 @@ def decide_pooled(
     return decisions
 
 
-def split_alpha(alpha: float, workers: int) -> float:
-    """Each worker's share of the error budget when ``workers`` decide disjoint pairs."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    return alpha / workers
-
-
-def sign_test(improved: int, worsened: int) -> float:
-    """Exact one-sided p-value that the candidate is worse: P(Bin(n, 1/2) >= worsened).
-
-    n = improved + worsened, the pairs whose result changed; 1.0 when none did.
-    """
-    if improved < 0 or worsened < 0:
-        raise ValueError(f"counts must be >= 0, got improved={improved}, worsened={worsened}")
-    changed = improved + worsened
-    if changed == 0:
-        return 1.0
-    return sum(math.comb(changed, j) for j in range(worsened, changed + 1)) / (1 << changed)
-
-
-def suite_comparison(
-    pairs: Sequence[tuple[PassCounts | None, PassCounts]],
-) -> dict[str, int | float]:
-    """Paired sign test over the suite: pairs with a higher vs lower candidate pass rate."""
-    improved = worsened = unchanged = 0
-    for base, cand in pairs:
-        if base is None:
-            continue
-        # Compare passes/runs exactly, without float rounding.
-        order = cand.passes * base.runs - base.passes * cand.runs
-        if order > 0:
-            improved += 1
-        elif order < 0:
-            worsened += 1
-        else:
-            unchanged += 1
-    return {
-        "improved": improved,
-        "worsened": worsened,
-        "unchanged": unchanged,
-        "p_value": sign_test(improved, worsened),
-    }
+def _grown(screen: Screened | None, fresh: PassCounts | None) -> Screened | None:
+    """A screened pair's design once ``fresh`` baseline samples joined its pool."""
+    if screen is None or fresh is None:
+        return screen
+    design, candidate, baseline = screen
+    more = design.more_baseline + fresh.runs
+    return (replace(design, more_baseline=more), candidate, baseline)
 
 
 def flaky(base: PassCounts | None) -> bool:

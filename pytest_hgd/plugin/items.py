@@ -11,6 +11,7 @@ from pytest_hgd.core import gate
 from pytest_hgd.core.checks import excerpt
 from pytest_hgd.core.errors import PairFileError
 from pytest_hgd.core.model import Conversation, Delta, Evaluation, Pair
+from pytest_hgd.core.pairs import screen_payload
 from pytest_hgd.core.stats import PassCounts, flaky, wilson_interval
 from pytest_hgd.core.text import printable
 from pytest_hgd.plugin.keys import SESSION_KEY
@@ -179,6 +180,9 @@ class PairItem(GateItem):
             self.hgd_payload["testable"] = decision.sampled.testable
             if decision.sampled.p_confirm is not None:
                 self.hgd_payload["p_confirm"] = decision.sampled.p_confirm
+        screen = evaluator.screens.get(self.nodeid)
+        if screen is not None:
+            self.hgd_payload["screen"] = screen_payload(screen)
         if baseline is not None and baseline.runs > 1:
             self.hgd_payload["flaky"] = flaky(PassCounts(baseline.passes, baseline.runs))
         strict = self.session_state.settings.strict

@@ -37,7 +37,17 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         "hgd_concurrency",
         f"agent calls in flight at once (default {DEFAULT_CONCURRENCY})",
     ),
-    ("--hgd-samples", "hgd_samples", "replies per pair and prompt (default 1)"),
+    (
+        "--hgd-samples",
+        "hgd_samples",
+        "replies per pair and prompt, or auto: a screen of 2, more only where the outcome is"
+        " open (default 1)",
+    ),
+    (
+        "--hgd-max-samples",
+        "hgd_max_samples",
+        "K of --hgd-samples=auto: the most replies per pair and prompt (default 10)",
+    ),
     (
         "--hgd-max-reply-chars",
         "hgd_max_reply_chars",
@@ -204,6 +214,13 @@ def _within(kind: Callable[[str], N], accepts: Callable[[N], bool]) -> Callable[
 
 _fraction = _within(float, lambda v: 0 < v < 1)
 _samples = _within(int, lambda v: 1 <= v <= 1000)
+
+
+def _samples_or_auto(text: str) -> int | None:
+    """A number of samples, or None for ``auto``."""
+    return None if text.strip().lower() == "auto" else _samples(text)
+
+
 _unit = _within(float, lambda v: 0 <= v <= 1)
 _non_negative = _within(int, lambda v: v >= 0)
 _positive_int = _within(int, lambda v: v > 0)
@@ -238,6 +255,17 @@ def resolve(config: pytest.Config) -> Settings:
     # long: one line per setting, read and checked in the options table's order
     """Read and check every option; a bad value is a UsageError naming it."""
     r = _Resolver(config)
+    one: int | None = 1
+    samples = r.parsed(
+        "--hgd-samples",
+        "hgd_samples",
+        _samples_or_auto,
+        one,
+        "auto or a whole number from 1 to 1000",
+    )
+    max_samples = r.parsed(
+        "--hgd-max-samples", "hgd_max_samples", _samples, 10, "a whole number from 1 to 1000"
+    )
     agent, _, _ = r.raw("--hgd-agent", "hgd_agent")
     if not agent:
         raise pytest.UsageError(
@@ -297,9 +325,8 @@ def resolve(config: pytest.Config) -> Settings:
             api_key_env=key_env if judge_key_env is None else (judge_key_env or None),
             timeout=timeout,
         ),
-        samples=r.parsed(
-            "--hgd-samples", "hgd_samples", _samples, 1, "a whole number from 1 to 1000"
-        ),
+        samples=samples if samples is not None else max_samples,
+        auto_samples=samples is None,
         alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
         ledger=None
         if config.getoption("hgd_no_ledger")

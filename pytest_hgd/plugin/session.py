@@ -92,6 +92,7 @@ class HGDSession:
             self.baseline,
             settings.samples,
             settings.alpha,
+            auto=settings.auto_samples,
         )
         self.sampled = False
         self.runnable_count = 0

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_hgd.core import gate, stats
 from pytest_hgd.core.decision import RunDecision, RunEvidence
 from pytest_hgd.core.fastschema import Validate, compile_schema
+from pytest_hgd.core.suite_test import suite_comparison
 from pytest_hgd.storage.cache import write_atomic
 
 if TYPE_CHECKING:  # imported only for a report the compiled check rejects: slow to import
@@ -119,7 +120,7 @@ def _suite(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         for p in pairs
         if p.get("baseline") and p.get("candidate") and p["baseline"]["runs"]
     ]
-    return dict(stats.suite_comparison(counted)) if counted else None
+    return dict(suite_comparison(counted)) if counted else None
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ from pytest_hgd.core.checks import CheckType, Outcome, run_checks
 from pytest_hgd.core.errors import AgentError
 from pytest_hgd.core.model import Delta, Evaluation, Pair, Reply, Role
 from pytest_hgd.core.pairs import PairCounts, decide_counts, draws_confirmation
+from pytest_hgd.core.screen import SCREEN, Design, design_for
 from pytest_hgd.run.prompts import Prompt
 from pytest_hgd.run.runner import ReplyFuture, Scheduler, describe_exception
 
@@ -38,6 +39,7 @@ class Evaluator:
         baseline: Prompt | None,
         samples: int,
         alpha: float,
+        auto: bool = False,
     ) -> None:
         self.scheduler = scheduler
         self.registry = registry
@@ -50,27 +52,83 @@ class Evaluator:
         self.evaluated: dict[str, Evaluations] = {}
         self.decisions: dict[str, Decision] = {}
         self.confirmations: dict[str, stats.PassCounts] = {}  # fresh samples of close pairs
+        self.auto = auto  # --hgd-samples=auto: pairs without their own `samples:` are screened
+        self.designs: dict[str, Design] = {}
+        self.screens: dict[str, stats.Screened] = {}  # a screened pair: design, screen passes
 
     def samples(self, pair: Pair) -> int:
         return pair.samples or self.default_samples
 
+    def screened(self, pair: Pair) -> bool:
+        """True when the pair is drawn by the screened design (core.screen)."""
+        return self.auto and pair.samples is None and self.default_samples > 1
+
     def submit(self, node_id: str, pair: Pair) -> dict[Role, list[ReplyFuture]]:
-        """Start (once) the pair's calls: every prompt, every sample. The futures of a pair
-        already evaluated are forgotten (its replies are in its evaluations): none left."""
+        """Start (once) the pair's calls: every prompt, every sample; for a screened pair,
+        its screen only. The futures of a pair already evaluated are forgotten (its replies
+        are in its evaluations): none left."""
         futures = self.futures.get(node_id)
         if futures is None:
             if node_id in self.evaluated:
                 return {}
-            messages = pair.messages()
-            futures = {
-                role: [
-                    self.scheduler.submit(role, prompt.text, messages, sample)
-                    for sample in range(self.samples(pair))
-                ]
-                for role, prompt in self.prompts
-            }
+            if self.screened(pair):
+                futures = self._submit_screen(node_id, pair)
+            else:
+                futures = {
+                    role: self._draw(role, pair, 0, self.samples(pair)) for role, _ in self.prompts
+                }
             self.futures[node_id] = futures
         return futures
+
+    def _draw(self, role: Role, pair: Pair, start: int, stop: int) -> list[ReplyFuture]:
+        prompt = dict(self.prompts)[role].text
+        messages = pair.messages()
+        return [
+            self.scheduler.submit(role, prompt, messages, sample) for sample in range(start, stop)
+        ]
+
+    def _submit_screen(self, node_id: str, pair: Pair) -> dict[Role, list[ReplyFuture]]:
+        """The screen: SCREEN candidate samples; the baseline's cached pool, drawn up to
+        SCREEN samples when the cache holds fewer. The pair's design follows the cache."""
+        samples = self.samples(pair)
+        futures = {Role.CANDIDATE: self._draw(Role.CANDIDATE, pair, 0, min(SCREEN, samples))}
+        cached: int | None = None
+        if len(self.prompts) == 2:
+            pool: list[ReplyFuture] = []
+            self._add_pool(pair, pool)
+            cached = len(pool)
+            futures[Role.BASELINE] = pool + self._draw(
+                Role.BASELINE, pair, cached, max(cached, min(SCREEN, samples))
+            )
+        self.designs[node_id] = design_for(samples, cached)
+        return futures
+
+    def _go_on(self, batch: Sequence[tuple[str, Pair]], progress: Progress | None) -> None:
+        """After the screen: each screened pair either stops or draws the rest of its K
+        samples under each prompt (``Design.goes_on``: a per-pair rule)."""
+        more: list[ReplyFuture] = []
+        for node_id, pair in batch:
+            design = self.designs.get(node_id)
+            futures = self.futures.get(node_id)
+            if design is None or futures is None or node_id in self.screens:
+                continue
+            looked = {role: self._check(pair, fs) for role, fs in futures.items()}
+            if any(e.error for e in looked.values()):
+                continue  # an error: evaluated as one, never tested
+            base = looked.get(Role.BASELINE)
+            passes = (looked[Role.CANDIDATE].passes, base.passes if base else 0)
+            self.screens[node_id] = (design, *passes)
+            if not design.goes_on(*passes):
+                continue
+            drawn = {
+                Role.CANDIDATE: (design.screen_candidate, design.more_candidate),
+                Role.BASELINE: (design.screen_baseline, design.more_baseline),
+            }
+            for role, fs in futures.items():
+                start, count = drawn[role]
+                fs += self._draw(role, pair, start, start + count)
+                more += fs[start:]
+        _wait(more, progress)
 
     def evaluate(self, node_id: str, pair: Pair) -> Evaluations:
         """Wait for the pair's replies and check them (once)."""
@@ -123,9 +181,11 @@ class Evaluator:
         pending = []
         for node_id, pair in batch:
             futures = self.submit(node_id, pair)
-            self._add_pool(pair, futures)
+            if node_id not in self.designs and Role.BASELINE in futures:
+                self._add_pool(pair, futures[Role.BASELINE])
             pending += [f for fs in futures.values() for f in fs]
         _wait(pending, progress)
+        self._go_on(batch, progress)
         first = {
             node_id: counts
             for node_id, pair in batch
@@ -154,7 +214,11 @@ class Evaluator:
         baseline, candidate = self.evaluate(node_id, pair)
         if candidate.error or (baseline is not None and baseline.error):
             return None
-        return PairCounts(stats.PassCounts(candidate.passes, candidate.runs), _counts(baseline))
+        return PairCounts(
+            stats.PassCounts(candidate.passes, candidate.runs),
+            _counts(baseline),
+            screen=self.screens.get(node_id),
+        )
 
     def _confirmed(
         self, node_id: str, pair: Pair, drawn: list[ReplyFuture] | None
@@ -175,14 +239,14 @@ class Evaluator:
         confirm = stats.PassCounts(more.passes, more.runs)
         self.confirmations[node_id] = confirm
         return PairCounts(
-            stats.PassCounts(candidate.passes, candidate.runs), _counts(baseline), confirm
+            stats.PassCounts(candidate.passes, candidate.runs),
+            _counts(baseline),
+            confirm,
+            self.screens.get(node_id),
         )
 
-    def _add_pool(self, pair: Pair, futures: dict[Role, list[ReplyFuture]]) -> None:
+    def _add_pool(self, pair: Pair, pool: list[ReplyFuture]) -> None:
         """Append to the baseline's futures its cached samples beyond those asked for."""
-        pool = futures.get(Role.BASELINE)
-        if pool is None:
-            return
         prompt = self.prompts[0][1].text
         messages = pair.messages()
         while len(pool) < stats.MAX_POOL * self.samples(pair):

@@ -1,0 +1,232 @@
+"""``--hgd-samples=auto`` against fixed K = 10: false blocks, detection and agent calls.
+
+Section (f) of ``benchmarks/gate_soundness.py`` (run on its own too). Synthetic pairs each
+pass with a known probability under each prompt. Every simulated gate run draws what the
+plugin draws and decides with the plugin's own functions: the screened design of
+``pytest_hgd.core.screen`` (``design_for``: 2 candidate samples at the screen, the rest of
+K = 10 only for pairs that go on) decided by ``stats.decide(..., screens=...)``, and fixed
+K = 10 decided by ``stats.decide``. A warm baseline has 10 cached samples a pair (free); a
+cold one draws its samples (2 at the screen, the rest when the pair goes on; fixed K draws
+10). The gate blocks when any pair is ``regressed``. Calls are new agent calls per pair.
+
+Rows: suites of 10, 200 and 2000 pairs; pass rates .97, .8, .5 and a mix drawn from
+Beta(2, 0.5) (one draw per pair, fixed for the row); the no-op candidate (same rates), and
+(a) 5 pairs .95 -> .30, (b) 1 pair .95 -> .30, (c) 5 % of the pairs (at least 1) each
+dropping by .15, over the .97 and the Beta-mix suites.
+
+    python benchmarks/sequential_sampling.py              # 2000 runs a row, ~10 min, 2 cores
+    python benchmarks/sequential_sampling.py --runs 200   # a quick look
+
+Targets (issue 20): no-op block rate's 95 % upper end <= 5 % in every row; detection within
+3 points of fixed K = 10 or better; mean new candidate calls a pair with a warm baseline
+<= 3 at .97, <= 6 at .8, <= 5 on the mix; total new calls a pair with a cold baseline <= 7
+at .97. Exit status 0 when every target is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from random import Random
+
+from pytest_hgd.core.screen import design_for
+from pytest_hgd.core.stats import DEFAULT_ALPHA, PassCounts, Screened, decide, wilson_interval
+
+K = 10
+SIZES = (10, 200, 2000)
+RATES = (".97", ".8", ".5", "mix")
+CALL_TARGETS = {".97": 3.0, ".8": 6.0, "mix": 5.0}  # warm: mean new candidate calls a pair
+COLD_TARGET = 7.0  # cold, at .97: total new calls a pair
+
+
+@dataclass(frozen=True)
+class Case:
+    size: int
+    rates: str
+    scenario: str  # noop, a, b, c
+    warm: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    case: Case
+    runs: int
+    auto_blocks: int
+    fixed_blocks: int
+    auto_candidate_calls: float  # a pair, mean over runs
+    auto_baseline_calls: float
+    fixed_calls: float  # candidate and baseline, a pair
+
+
+def suite_rates(case: Case, seed: int) -> tuple[list[float], list[float]]:
+    """(baseline, candidate) pass rate of every pair: fixed for the row."""
+    rng = Random(f"{seed}/{case.size}/{case.rates}")
+    if case.rates == "mix":
+        base = [rng.betavariate(2.0, 0.5) for _ in range(case.size)]
+    else:
+        base = [float(case.rates)] * case.size
+    cand = list(base)
+    if case.scenario in ("a", "b"):
+        for i in range(min(case.size, 5 if case.scenario == "a" else 1)):
+            base[i], cand[i] = 0.95, 0.30
+    elif case.scenario == "c":
+        for i in range(max(1, round(0.05 * case.size))):
+            cand[i] = max(0.0, base[i] - 0.15)
+    return base, cand
+
+
+def _draw(rng: Random, runs: int, rate: float) -> int:
+    return sum(rng.random() < rate for _ in range(runs))
+
+
+def one_run(
+    rng: Random, base: Sequence[float], cand: Sequence[float], warm: bool, alpha: float
+) -> tuple[bool, bool, int, int, int]:
+    """One gate run each way: (auto blocks, fixed blocks, auto candidate calls, auto
+    baseline calls, fixed calls)."""
+    auto_pairs: list[tuple[PassCounts | None, PassCounts]] = []
+    screens: list[Screened | None] = []
+    fixed_pairs: list[tuple[PassCounts | None, PassCounts]] = []
+    cand_calls = base_calls = fixed_calls = 0
+    for pb, pc in zip(base, cand, strict=True):
+        design = design_for(K, K if warm else 0)
+        s_b = _draw(rng, design.screen_baseline, pb)
+        r_b = _draw(rng, design.more_baseline, pb)  # drawn only when the pair goes on
+        s_c = _draw(rng, design.screen_candidate, pc)
+        r_c = _draw(rng, design.more_candidate, pc)
+        cand_calls += design.screen_candidate
+        base_calls += 0 if warm else design.screen_baseline
+        if design.goes_on(s_c, s_b):
+            cand_calls += design.more_candidate
+            base_calls += design.more_baseline
+            auto_pairs.append(
+                (
+                    PassCounts(s_b + r_b, design.screen_baseline + design.more_baseline),
+                    PassCounts(s_c + r_c, K),
+                )
+            )
+        else:
+            auto_pairs.append(
+                (
+                    PassCounts(s_b, design.screen_baseline),
+                    PassCounts(s_c, design.screen_candidate),
+                )
+            )
+        screens.append((design, s_c, s_b))
+        # fixed K = 10 on the same draws where they overlap: the warm pool, all 10 samples
+        fixed_pairs.append((PassCounts(s_b + r_b, K), PassCounts(s_c + r_c, K)))
+        fixed_calls += K + (0 if warm else K)
+    auto = decide(auto_pairs, alpha, one_shot=False, screens=screens)
+    fixed = decide(fixed_pairs, alpha, one_shot=False)
+    return (
+        any(d.delta == "regressed" for d in auto),
+        any(d.delta == "regressed" for d in fixed),
+        cand_calls,
+        base_calls,
+        fixed_calls,
+    )
+
+
+def run_case(case: Case, runs: int, seed: int, alpha: float) -> Result:
+    base, cand = suite_rates(case, seed)
+    rng = Random(f"{seed}/{case}")
+    auto_blocks = fixed_blocks = 0
+    cand_calls = base_calls = fixed_calls = 0
+    for _ in range(runs):
+        a, f, c, b, fc = one_run(rng, base, cand, case.warm, alpha)
+        auto_blocks += a
+        fixed_blocks += f
+        cand_calls += c
+        base_calls += b
+        fixed_calls += fc
+    per = runs * case.size
+    return Result(
+        case, runs, auto_blocks, fixed_blocks, cand_calls / per, base_calls / per, fixed_calls / per
+    )
+
+
+def cases() -> list[Case]:
+    out = [Case(n, r, "noop", w) for n in SIZES for r in RATES for w in (True, False)]
+    out += [
+        Case(n, r, s, w)
+        for s in ("a", "b", "c")
+        for n in SIZES
+        for r in (".97", "mix")
+        for w in (True, False)
+    ]
+    return out
+
+
+def _pct(blocks: int, runs: int) -> str:
+    low, high = wilson_interval(blocks, runs)
+    return f"{100 * blocks / runs:5.1f} % [{100 * low:4.1f}, {100 * high:4.1f}]"
+
+
+def check(result: Result) -> list[str]:
+    """The targets this row misses."""
+    case, misses = result.case, []
+    if case.scenario == "noop":
+        high = wilson_interval(result.auto_blocks, result.runs)[1]
+        if high > DEFAULT_ALPHA:
+            misses.append(f"no-op block rate upper end {100 * high:.1f} % > 5 %")
+    else:
+        gap = (result.fixed_blocks - result.auto_blocks) / result.runs
+        if gap > 0.03:
+            misses.append(f"detection {100 * gap:.1f} points below fixed K = 10")
+    if case.warm and case.rates in CALL_TARGETS and case.scenario == "noop":
+        if result.auto_candidate_calls > CALL_TARGETS[case.rates]:
+            misses.append(f"candidate calls {result.auto_candidate_calls:.2f} a pair")
+    if not case.warm and case.rates == ".97" and case.scenario == "noop":
+        total = result.auto_candidate_calls + result.auto_baseline_calls
+        if total > COLD_TARGET:
+            misses.append(f"total calls {total:.2f} a pair")
+    return misses
+
+
+def render(results: Sequence[Result]) -> tuple[list[str], bool]:
+    lines = [
+        "| scenario | pairs | rates | baseline | auto: blocks [95 %] | fixed K=10: blocks [95 %] "
+        "| auto calls a pair: candidate + baseline | fixed K=10 calls a pair | target |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    met = True
+    for r in results:
+        c = r.case
+        misses = check(r)
+        met = met and not misses
+        lines.append(
+            f"| {c.scenario} | {c.size} | {c.rates} | {'warm' if c.warm else 'cold'} "
+            f"| {_pct(r.auto_blocks, r.runs)} | {_pct(r.fixed_blocks, r.runs)} "
+            f"| {r.auto_candidate_calls:.2f} + {r.auto_baseline_calls:.2f} | {r.fixed_calls:.0f} "
+            f"| {'; '.join(misses) or 'met'} |"
+        )
+    return lines, met
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=2000, help="simulated gate runs per row")
+    parser.add_argument("--seed", type=int, default=20261204)
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    args = parser.parse_args(argv)
+    sizes = {int(s) for s in args.sizes.split(",")}
+    todo = [c for c in cases() if c.size in sizes]
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(
+            pool.map(run_case, todo, *zip(*[(args.runs, args.seed, args.alpha)] * len(todo)))
+        )
+    lines, met = render(results)
+    print(f"(f) --hgd-samples=auto against fixed K = {K}: {args.runs} runs a row, alpha {args.alpha}")
+    print("\n".join(lines))
+    print("every target met" if met else "TARGETS MISSED (see the last column)")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

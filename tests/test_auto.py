@@ -1,0 +1,125 @@
+"""``--hgd-samples=auto``: a screen of 2 samples a pair, the rest of K only for pairs whose
+outcome is still open, decided by the exact conditional test (docs/statistics.md)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from conftest import Gate, conversation
+
+CHECK = [{"contains": "good"}]
+GOOD = {f"k{i}": "good" for i in range(8)}
+
+
+def suite(hgd: Gate, candidate: dict[str, str], name: str = "cand.txt") -> tuple[str, ...]:
+    hgd.prompt("base.txt", {**GOOD, "drop": "good"})
+    hgd.prompt(name, candidate)
+    keys = sorted([*GOOD, "drop"])
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(*({"id": key, "customer": key, "checks": CHECK} for key in keys)),
+    )
+    return ("--hgd-baseline=base.txt", f"--hgd-candidate={name}", "--hgd-report=report.json")
+
+
+def calls_by_prompt(hgd: Gate) -> Counter[tuple[str, str]]:
+    """(baseline or candidate, customer message) -> agent calls made."""
+    base = (hgd.path / "base.txt").read_text(encoding="utf-8")
+    return Counter(
+        ("baseline" if c["prompt"] == base else "candidate", c["messages"][-1]["content"])
+        for c in hgd.calls()
+    )
+
+
+def pairs(hgd: Gate) -> dict[str, dict]:
+    return {p["id"].split("::")[1]: p for p in hgd.report()["pairs"]}
+
+
+def test_pairs_that_pass_the_screen_stop_and_a_drop_draws_all_k(hgd: Gate) -> None:
+    args = suite(hgd, {**GOOD, "drop": "bad"})
+    result = hgd.run(*args, "--hgd-samples=auto")
+    result.assert_outcomes(passed=8, failed=1)
+    calls = calls_by_prompt(hgd)
+    # cold baseline: each stopped pair drew 2 + 2; the drop went on to 10 + 10
+    assert calls[("candidate", "k0")] == calls[("baseline", "k0")] == 2
+    assert calls[("candidate", "drop")] == calls[("baseline", "drop")] == 10
+    assert sum(calls.values()) == 8 * 4 + 20
+    decided = pairs(hgd)
+    assert decided["drop"]["delta"] == "regressed"
+    assert decided["drop"]["screen"] == {
+        "design": [2, 8, 2, 8], "candidate": 0, "baseline": 2, "went_on": True
+    }  # fmt: skip
+    assert decided["drop"]["p_value"] < 0.001 and decided["drop"]["samples"] == 10
+    k0 = decided["k0"]
+    assert k0["delta"] == "kept" and k0["screen"]["went_on"] is False
+    assert (k0["candidate"]["runs"], k0["baseline"]["runs"], k0.get("p_value")) == (2, 2, None)
+    result.stdout.fnmatch_lines(["*regressed: locked pair c.hgd.yaml::drop*"])
+
+
+def test_a_warm_baseline_is_the_screen_and_costs_nothing(hgd: Gate) -> None:
+    """Run 1 caches the baseline's replies. A new candidate then draws only its own
+    samples; the drop is close with a cached baseline, so it also draws K fresh baseline
+    samples, which confirm it."""
+    hgd.run(*suite(hgd, GOOD | {"drop": "good"}), "--hgd-samples=auto").assert_outcomes(passed=9)
+    hgd.reset_calls()
+    args = suite(hgd, {**GOOD, "drop": "bad"}, name="cand2.txt")
+    hgd.run(*args, "--hgd-samples=auto").assert_outcomes(passed=8, failed=1)
+    calls = calls_by_prompt(hgd)
+    assert calls[("candidate", "k0")] == 2 and calls[("baseline", "k0")] == 0
+    assert calls[("candidate", "drop")] == 10
+    decided = pairs(hgd)
+    # the drop's baseline: 2 cached samples at the screen, 8 more, then 10 fresh to confirm
+    assert decided["drop"]["screen"]["design"] == [2, 8, 2, 8]
+    assert decided["drop"]["delta"] == "regressed"
+    assert calls[("baseline", "drop")] == 8 + 10
+    assert decided["drop"]["baseline"]["confirm"] == [10, 10]
+
+
+def test_auto_matches_a_decision_made_again_from_the_report(hgd: Gate) -> None:
+    """The screen and the design ride on each pair's payload: `decide_run` alone, as the
+    xdist controller or a merge would, reproduces every delta and p-value."""
+    from pytest_hgd.core.pairs import decide_pairs
+
+    args = suite(hgd, {**GOOD, "k0": "CYCLE:good,bad", "drop": "bad"})
+    hgd.run(*args, "--hgd-samples=auto", "--hgd-max-samples=6")
+    report = hgd.report()
+    again = decide_pairs(report["pairs"], 0.05)
+    assert [(p["delta"], p.get("p_value")) for p in again] == [
+        (p["delta"], p.get("p_value")) for p in report["pairs"]
+    ]
+    k0 = pairs(hgd)["k0"]
+    assert k0["screen"]["went_on"] is True and k0["candidate"]["runs"] == 6
+    assert json.loads(json.dumps(report))["samples"]["max"] == 6
+
+
+@pytest.mark.parametrize("value", ["auto", "AUTO"])
+def test_auto_from_the_ini_file_and_a_pairs_own_samples_win(hgd: Gate, value: str) -> None:
+    args = suite(hgd, {**GOOD, "drop": "bad"})
+    hgd.pytester.makeini(f"[pytest]\nhgd_agent = hgd_agent:reply\nhgd_samples = {value}\n")
+    hgd.run(*args).assert_outcomes(passed=8, failed=1)
+    assert pairs(hgd)["k0"]["screen"]["went_on"] is False
+
+
+def test_auto_under_xdist_gives_the_serial_decision(hgd: Gate) -> None:
+    pytest.importorskip("xdist")
+    args = (*suite(hgd, {**GOOD, "drop": "bad"}), "--hgd-samples=auto", "--hgd-no-cache")
+    hgd.run(*args).assert_outcomes(passed=8, failed=1)
+    serial = [
+        (p["id"], p["delta"], p.get("p_value"), p.get("screen")) for p in hgd.report()["pairs"]
+    ]
+    hgd.reset_calls()
+    hgd.run(*args, "-p", "xdist", "-n", "2").assert_outcomes(passed=8, failed=1)
+    split = [
+        (p["id"], p["delta"], p.get("p_value"), p.get("screen")) for p in hgd.report()["pairs"]
+    ]
+    assert split == serial and len(hgd.calls()) == 8 * 4 + 20
+
+
+def test_bad_max_samples_is_a_usage_error(hgd: Gate) -> None:
+    hgd.prompt("p.txt", {"*": "good"})
+    result = hgd.run("--hgd-candidate=p.txt", "--hgd-samples=auto", "--hgd-max-samples=0")
+    result.stderr.fnmatch_lines(["*--hgd-max-samples='0': expected a whole number from 1 to 1000*"])
+    result = hgd.run("--hgd-candidate=p.txt", "--hgd-samples=often")
+    result.stderr.fnmatch_lines(["*--hgd-samples='often': expected auto or a whole number*"])
