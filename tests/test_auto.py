@@ -123,3 +123,42 @@ def test_bad_max_samples_is_a_usage_error(hgd: Gate) -> None:
     result.stderr.fnmatch_lines(["*--hgd-max-samples='0': expected a whole number from 1 to 1000*"])
     result = hgd.run("--hgd-candidate=p.txt", "--hgd-samples=often")
     result.stderr.fnmatch_lines(["*--hgd-samples='often': expected auto or a whole number*"])
+
+
+def test_a_call_budget_leaves_pairs_undecided_and_they_fail_the_gate(hgd: Gate) -> None:
+    """Nine pairs at two calls each, a budget of 10: five are decided, four are
+    ``undecided`` (no call made for them), which fails the verdict unless allowed."""
+    args = (
+        *suite(hgd, GOOD | {"drop": "good", "other": "x"}),
+        "--hgd-no-cache",
+        "--hgd-markdown=s.md",
+    )
+    result = hgd.run(*args, "--hgd-max-calls=10")
+    result.assert_outcomes(passed=5, failed=4)
+    assert len(hgd.calls()) == 10
+    report = hgd.report()
+    assert report["counts"]["undecided"] == 4 and report["verdict"] == "fail"
+    assert report["verdict_reasons"] == ["4 undecided"]
+    undecided = [p for p in report["pairs"] if p["delta"] == "undecided"]
+    assert all("--hgd-max-calls" in p["undecided"] for p in undecided)
+    assert all(p["candidate"] is None for p in undecided)
+    result.stdout.fnmatch_lines(["*undecided: locked pair c.hgd.yaml::*budget*", "*4 undecided*"])
+    assert "undecided" in (hgd.path / "s.md").read_text(encoding="utf-8")
+    hgd.reset_calls()
+    allowed = hgd.run(*args, "--hgd-max-calls=10", "--hgd-allow-undecided")
+    allowed.assert_outcomes(passed=5, skipped=4)
+    assert hgd.report()["verdict"] == "pass" and len(hgd.calls()) == 10
+
+
+def test_under_auto_the_budget_pays_for_screens_first(hgd: Gate) -> None:
+    """Screens cost 4 calls a pair (cold baseline): 36 for nine pairs. The drop goes on and
+    needs 16 more, which a budget of 40 cannot pay: it is undecided, its screen shown; the
+    pairs that stopped at the screen are decided."""
+    args = (*suite(hgd, {**GOOD, "drop": "bad"}), "--hgd-no-cache", "--hgd-samples=auto")
+    result = hgd.run(*args, "--hgd-max-calls=40")
+    result.assert_outcomes(passed=8, failed=1)
+    assert len(hgd.calls()) == 36
+    drop = pairs(hgd)["drop"]
+    assert drop["delta"] == "undecided" and drop["screen"]["went_on"] is True
+    assert (drop["candidate"]["passes"], drop["candidate"]["runs"]) == (0, 2)
+    assert hgd.report()["verdict_reasons"] == ["1 undecided"]

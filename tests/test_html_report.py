@@ -447,6 +447,7 @@ def test_chart_and_numbers(page: Page) -> None:
         "0 new_pass",
         "0 new_fail",
         "1 error",
+        "0 undecided",
     ]
     assert page.evaluate("document.getElementById('pressure-value').textContent") == "0.62"
     assert page.evaluate("document.querySelectorAll('#components tr').length") == 5

@@ -151,6 +151,7 @@ def test_new_record_derives_counts_and_regressed_ids() -> None:
         "new_pass": 0,
         "new_fail": 0,
         "error": 0,
+        "undecided": 0,
     }
     assert record["regressed"] == ["f.hgd.yaml::b"]
     assert record["commit"] is None and record["agent"] == "mod:reply@123"

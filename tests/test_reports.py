@@ -56,6 +56,7 @@ def test_json_report(hgd: Gate) -> None:
         "new_pass": 0,
         "new_fail": 0,
         "error": 0,
+        "undecided": 0,
     }
     by_id = {p["id"]: p for p in report["pairs"]}
     assert all(len(p.pop("pair_hash")) == 64 for p in report["pairs"])

@@ -104,7 +104,9 @@ def test_per_pair_samples_and_the_cache_keyed_by_sample(hgd: Gate) -> None:
 def test_bad_samples_and_alpha_are_usage_errors(hgd: Gate) -> None:
     hgd.prompt("p.txt", {"*": "good"})
     result = hgd.run("--hgd-candidate=p.txt", "--hgd-samples=0")
-    result.stderr.fnmatch_lines(["*--hgd-samples='0': expected auto or a whole number from 1 to 1000*"])
+    result.stderr.fnmatch_lines(
+        ["*--hgd-samples='0': expected auto or a whole number from 1 to 1000*"]
+    )
     result = hgd.run("--hgd-candidate=p.txt", "--hgd-alpha=1.5")
     result.stderr.fnmatch_lines(["*--hgd-alpha='1.5': expected a number in (0, 1)*"])
 

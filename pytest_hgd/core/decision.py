@@ -87,6 +87,7 @@ class Policy:
     max_pressure: float | None = None
     pressure_window: int = 20
     pressure_warn: float = 0.7
+    allow_undecided: bool = False  # --hgd-allow-undecided: undecided pairs do not fail it
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def decide_run(
     rollouts = [_rollout(r) for r in evidence.rollouts]
     counts = gate.count_deltas(p["delta"] for p in pairs)
     rollout_counts = gate.count_deltas(r["delta"] for r in rollouts)
-    found = gate.evidence_reasons(counts, rollout_counts, policy.strict)
+    found = gate.evidence_reasons(counts, rollout_counts, policy.strict, policy.allow_undecided)
     record = records.ledger_record(
         pairs,
         evidence.skipped,
@@ -183,11 +184,13 @@ def _change(items: Sequence[Payload], strict: bool, reasons: Sequence[str]) -> d
     """What the run says of its change, from its pairs and rollouts alone (before
     ``--hgd-max-pressure``): ``accepted``; ``rejected`` when something the gate enforces
     failed (``other_blockers`` counts what is not a regressed pair: a rollout, a strict
-    still_failing); ``inconclusive`` when only errors failed it. Pressure reads it."""
+    still_failing); ``inconclusive`` when only errors (or undecided pairs) failed it.
+    Pressure reads it."""
     rejecting = [
         item
         for item in items
-        if item["delta"] != "error" and gate.fails_gate(Delta(item["delta"]), strict)
+        if item["delta"] not in ("error", "undecided")
+        and gate.fails_gate(Delta(item["delta"]), strict)
     ]
     change = "accepted" if not reasons else "rejected" if rejecting else "inconclusive"
     others = sum(1 for item in rejecting if item.get("rollout") or item["delta"] != "regressed")

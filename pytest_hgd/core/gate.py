@@ -8,7 +8,8 @@ from typing import Any
 
 from pytest_hgd.core.model import ALL_DELTAS, Delta
 
-FAILING_DELTAS = (Delta.REGRESSED, Delta.ERROR, Delta.NEW_FAIL)  # in the order reasons name them
+# in the order reasons name them; undecided fails unless --hgd-allow-undecided
+FAILING_DELTAS = (Delta.REGRESSED, Delta.ERROR, Delta.UNDECIDED, Delta.NEW_FAIL)
 
 
 def one_shot_delta(baseline_passed: bool | None, candidate_passed: bool) -> Delta:
@@ -20,8 +21,10 @@ def one_shot_delta(baseline_passed: bool | None, candidate_passed: bool) -> Delt
     return Delta.FIXED if candidate_passed else Delta.STILL_FAILING
 
 
-def fails_gate(delta: Delta, strict: bool) -> bool:
+def fails_gate(delta: Delta, strict: bool, allow_undecided: bool = False) -> bool:
     """Whether a pair with this delta makes the verdict ``fail``."""
+    if delta == Delta.UNDECIDED:
+        return not allow_undecided
     return delta in FAILING_DELTAS or (strict and delta == Delta.STILL_FAILING)
 
 
@@ -30,20 +33,29 @@ def count_deltas(deltas: Iterable[str]) -> dict[str, int]:
     return {name: counts.get(name, 0) for name in ALL_DELTAS}
 
 
-def verdict_reasons(counts: Mapping[str, int], strict: bool, what: str = "") -> list[str]:
+def verdict_reasons(
+    counts: Mapping[str, int], strict: bool, what: str = "", allow_undecided: bool = False
+) -> list[str]:
     """Why these counts fail the gate (``what`` names the items, e.g. ``"rollout "``)."""
-    reasons = [f"{counts[d.value]} {what}{d.value}" for d in FAILING_DELTAS if counts.get(d.value)]
+    reasons = [
+        f"{counts[d.value]} {what}{d.value}"
+        for d in FAILING_DELTAS
+        if counts.get(d.value) and fails_gate(d, strict, allow_undecided)
+    ]
     if strict and counts.get(Delta.STILL_FAILING.value):
         reasons.append(f"{counts[Delta.STILL_FAILING.value]} {what}still_failing (--hgd-strict)")
     return reasons
 
 
 def evidence_reasons(
-    pair_counts: Mapping[str, int], rollout_counts: Mapping[str, int], strict: bool
+    pair_counts: Mapping[str, int],
+    rollout_counts: Mapping[str, int],
+    strict: bool,
+    allow_undecided: bool = False,
 ) -> list[str]:
     """Why the run's evidence (its pairs and its rollouts) fails the gate."""
     return [
-        *verdict_reasons(pair_counts, strict),
+        *verdict_reasons(pair_counts, strict, allow_undecided=allow_undecided),
         *verdict_reasons(rollout_counts, strict, "rollout "),
     ]
 

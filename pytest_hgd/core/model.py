@@ -27,6 +27,7 @@ class Delta(str, enum.Enum):
     NEW_PASS = "new_pass"
     NEW_FAIL = "new_fail"
     ERROR = "error"
+    UNDECIDED = "undecided"  # left without enough evidence by --hgd-max-calls
 
 
 class Role(str, enum.Enum):
@@ -39,7 +40,7 @@ class Role(str, enum.Enum):
 ALL_DELTAS: tuple[str, ...] = tuple(d.value for d in Delta)
 # Worst first: the order reports list pairs in.
 DELTAS_BY_SEVERITY: tuple[str, ...] = (
-    "regressed", "error", "new_fail", "still_failing", "fixed", "new_pass", "kept",
+    "regressed", "error", "undecided", "new_fail", "still_failing", "fixed", "new_pass", "kept",
 )  # fmt: skip
 # Did the pair pass on the run's reference prompt (the baseline, else the candidate)?
 PASSED_REFERENCE: dict[str, bool] = {

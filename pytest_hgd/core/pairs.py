@@ -93,9 +93,14 @@ def sampled_run(pairs: Sequence[Payload]) -> bool:
 
 def decide_pairs(pairs: Sequence[Payload], alpha: float) -> list[dict[str, Any]]:
     """Each pair's payload with its decided fields (``DECIDED``) made again from its counts,
-    whatever the payload said: pairs with an agent error are ``error`` and out of the
-    families."""
-    counted = [(i, _counts(p)) for i, p in enumerate(pairs) if not p.get("error")]
+    whatever the payload said: pairs with an agent error are ``error``, and pairs the call
+    budget left without their samples (``undecided`` in the payload: why) are
+    ``undecided``; both are out of the families."""
+    counted = [
+        (i, _counts(p))
+        for i, p in enumerate(pairs)
+        if not p.get("error") and not p.get("undecided")
+    ]
     counted_pairs = [(i, c) for i, c in counted if c is not None]
     sampled = sampled_run(pairs)
     decisions = decide_counts([c for _, c in counted_pairs], alpha, sampled=sampled)
@@ -106,7 +111,7 @@ def decide_pairs(pairs: Sequence[Payload], alpha: float) -> list[dict[str, Any]]
     return [
         {
             **{k: v for k, v in pair.items() if k not in DECIDED},
-            **fields.get(i, {"delta": "error"}),
+            **fields.get(i, {"delta": "undecided" if pair.get("undecided") else "error"}),
         }
         for i, pair in enumerate(pairs)
     ]

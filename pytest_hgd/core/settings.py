@@ -66,6 +66,8 @@ class Settings:
     http: HTTPOptions
     samples: int = 1  # K: with auto_samples, the most a screened pair draws
     auto_samples: bool = False  # --hgd-samples=auto: the screened design (core.screen)
+    max_calls: int | None = None  # --hgd-max-calls: new agent calls the run may make
+    allow_undecided: bool = False  # undecided pairs skip instead of failing the gate
     alpha: float = 0.05
     html: Path | None = None
     rollout: bool = False

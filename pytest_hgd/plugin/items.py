@@ -165,6 +165,9 @@ class PairItem(GateItem):
     def runtest(self) -> None:
         baseline, candidate = self.evaluations
         evaluator = self.session_state.evaluator
+        why = evaluator.undecided.get(self.nodeid)
+        if why is not None:
+            self._undecided(why)
         decision = evaluator.decision(self.nodeid, baseline, candidate)
         delta = decision.delta
         self.hgd_payload = {
@@ -199,6 +202,25 @@ class PairItem(GateItem):
                     f"(significant at the corrected level {decision.sampled.threshold:.3g})"
                 )
             raise PairFailed("\n".join(map(printable, lines)))
+
+    def _undecided(self, why: str) -> None:
+        """The call budget left the pair short: ``undecided``, which fails the gate unless
+        --hgd-allow-undecided (then the item is skipped). What was drawn is in the payload."""
+        baseline, candidate = self.evaluations
+        self.hgd_payload = {
+            **self._base_payload(),
+            "delta": Delta.UNDECIDED.value,
+            "baseline": result_payload(baseline) if baseline and baseline.runs else None,
+            "candidate": result_payload(candidate) if candidate.runs else None,
+            "error": None,
+            "undecided": why,
+        }
+        screen = self.session_state.evaluator.screens.get(self.nodeid)
+        if screen is not None:
+            self.hgd_payload["screen"] = screen_payload(screen)
+        if self.session_state.settings.allow_undecided:
+            pytest.skip(f"undecided: {why}")
+        raise PairFailed(printable(f"undecided: {self.pair.kind.value} pair {self.nodeid}: {why}"))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         line = self.pair.line - 1 if self.pair.line else None

@@ -49,6 +49,11 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         "K of --hgd-samples=auto: the most replies per pair and prompt (default 10)",
     ),
     (
+        "--hgd-max-calls",
+        "hgd_max_calls",
+        "hard budget of new agent calls in the run; pairs it cannot pay for are undecided",
+    ),
+    (
         "--hgd-max-reply-chars",
         "hgd_max_reply_chars",
         f"longest reply accepted, in characters (default {DEFAULT_MAX_REPLY_CHARS})",
@@ -95,6 +100,12 @@ def add_options(parser: pytest.Parser) -> None:
         help="still-failing pairs fail instead of xfail",
     )
     group.addoption(
+        "--hgd-allow-undecided",
+        action="store_true",
+        default=None,
+        help="undecided pairs (--hgd-max-calls) skip instead of failing the gate",
+    )
+    group.addoption(
         "--hgd-rollout",
         action="store_true",
         default=None,
@@ -128,6 +139,9 @@ def add_options(parser: pytest.Parser) -> None:
         "hgd_prompt", "candidate prompt file for local iteration", type="string", default=None
     )
     parser.addini("hgd_rollout", "roll out every conversation", type="bool", default=False)
+    parser.addini(
+        "hgd_allow_undecided", "undecided pairs do not fail the gate", type="bool", default=False
+    )
     parser.addini(
         "hgd_strict", "still-failing pairs fail instead of xfail", type="bool", default=False
     )
@@ -327,6 +341,12 @@ def resolve(config: pytest.Config) -> Settings:
         ),
         samples=samples if samples is not None else max_samples,
         auto_samples=samples is None,
+        max_calls=r.parsed(
+            "--hgd-max-calls", "hgd_max_calls", _non_negative, None, "a whole number >= 0"
+        ),
+        allow_undecided=bool(
+            config.getoption("hgd_allow_undecided") or config.getini("hgd_allow_undecided")
+        ),
         alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
         ledger=None
         if config.getoption("hgd_no_ledger")

@@ -38,7 +38,7 @@ from pytest_hgd.plugin.wiring import (
     registered_checks,
     registered_mutators,
 )
-from pytest_hgd.plugin.xdist_support import is_controller, is_worker, queued_items
+from pytest_hgd.plugin.xdist_support import is_controller, is_worker, queued_items, share_of
 from pytest_hgd.reports.report import build_report
 from pytest_hgd.reports.summary import render_terminal
 from pytest_hgd.run.evaluator import Evaluations, Evaluator
@@ -79,6 +79,8 @@ class HGDSession:
         if settings.clear_cache and not is_worker(config):
             self.cleared = ReplyCache(settings.cache_dir).clear()
         self.scheduler = Scheduler(self.agent, self.cache, call_settings(settings))
+        if settings.max_calls is not None:
+            self.scheduler.budget = share_of(config, settings.max_calls)
         self.redactor = redactor_for(
             (settings.http.api_key_env, settings.judge.api_key_env), settings.http.headers
         )

@@ -26,6 +26,7 @@ def policy(settings: Settings) -> Policy:
         max_pressure=settings.max_pressure,
         pressure_window=settings.pressure_window,
         pressure_warn=settings.pressure_warn,
+        allow_undecided=settings.allow_undecided,
     )
 
 

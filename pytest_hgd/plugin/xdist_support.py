@@ -10,6 +10,17 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def share_of(config: pytest.Config, total: int) -> int:
+    """This process's share of a budget of ``total``: all of it in a serial run; under
+    xdist, worker ``gwI`` of N gets total // N, plus one for the first total % N workers."""
+    if not is_worker(config):
+        return total
+    workerinput = getattr(config, "workerinput", {})
+    count = int(workerinput.get("workercount", 1))
+    index = int(str(workerinput.get("workerid", "gw0")).lstrip("gw") or 0)
+    return total // count + (1 if index < total % count else 0)
+
+
 def is_controller(config: pytest.Config) -> bool:
     """True in the xdist controller process, which runs no test itself."""
     return config.pluginmanager.has_plugin("dsession")

@@ -25,7 +25,7 @@ align-items:start}.grid section{margin:0}.stack{display:grid;gap:16px}
 border-radius:8px;padding:8px 14px;min-width:118px;cursor:pointer;border-top:4px solid #8c959f}
 .count b{display:block;font-size:26px;line-height:1.2}.count:disabled{opacity:.45;cursor:default}
 .d-fixed,.d-new_pass{border-top-color:var(--pass)}.d-still_failing{border-top-color:#d4a72c}
-.d-regressed,.d-new_fail,.d-error{border-top-color:var(--fail)}
+.d-regressed,.d-new_fail,.d-error,.d-undecided{border-top-color:var(--fail)}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;vertical-align:top;padding:6px 8px;border-bottom:1px solid var(--line)}
 th{color:var(--muted);font-size:12px;font-weight:600;text-transform:uppercase}

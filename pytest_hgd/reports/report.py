@@ -118,7 +118,7 @@ def _suite(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
             stats.PassCounts(p["candidate"]["passes"], p["candidate"]["runs"]),
         )
         for p in pairs
-        if p.get("baseline") and p.get("candidate") and p["baseline"]["runs"]
+        if p.get("baseline") and p.get("candidate") and p["delta"] != "undecided"
     ]
     return dict(suite_comparison(counted)) if counted else None
 

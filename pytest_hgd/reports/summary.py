@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_hgd.core.gate import FAILING_DELTAS
 from pytest_hgd.core.text import printable
 from pytest_hgd.storage.cache import write_atomic
 
 Line = tuple[str, dict[str, bool]]
+FAILING = frozenset(d.value for d in FAILING_DELTAS)  # the pairs the summary lists
 
 
 def _rollout_lines(report: Mapping[str, Any]) -> list[str]:
@@ -23,7 +25,7 @@ def _rollout_lines(report: Mapping[str, Any]) -> list[str]:
         f"{_rate(summary['free_running_pass_rate'])}"
     ]
     for rollout in report.get("rollouts", []):
-        if rollout["delta"] in ("regressed", "new_fail", "error"):
+        if rollout["delta"] in FAILING:
             lines.append(f"  {rollout['delta']:<10} {rollout['id']}: {_rollout_failure(rollout)}")
     hidden = summary["pairs_pass_rollout_fails"]
     if hidden:
@@ -57,7 +59,7 @@ def _counts_line(counts: Mapping[str, int]) -> str:
 
 
 def _problem_pairs(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [p for p in report["pairs"] if p["delta"] in ("regressed", "new_fail", "error")]
+    return [p for p in report["pairs"] if p["delta"] in FAILING]
 
 
 def _failure_text(pair: Mapping[str, Any]) -> str:

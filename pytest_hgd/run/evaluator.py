@@ -16,7 +16,8 @@ from pytest_hgd.core.model import Delta, Evaluation, Pair, Reply, Role
 from pytest_hgd.core.pairs import PairCounts, decide_counts, draws_confirmation
 from pytest_hgd.core.screen import SCREEN, Design, design_for
 from pytest_hgd.run.prompts import Prompt
-from pytest_hgd.run.runner import ReplyFuture, Scheduler, describe_exception
+from pytest_hgd.run.replies import describe_exception
+from pytest_hgd.run.runner import ReplyFuture, Scheduler
 
 Evaluations = tuple[Evaluation | None, Evaluation]
 Progress = Callable[[int, int], None]
@@ -55,6 +56,7 @@ class Evaluator:
         self.auto = auto  # --hgd-samples=auto: pairs without their own `samples:` are screened
         self.designs: dict[str, Design] = {}
         self.screens: dict[str, stats.Screened] = {}  # a screened pair: design, screen passes
+        self.undecided: dict[str, str] = {}  # pairs the call budget left short: why
 
     def samples(self, pair: Pair) -> int:
         return pair.samples or self.default_samples
@@ -71,35 +73,65 @@ class Evaluator:
         if futures is None:
             if node_id in self.evaluated:
                 return {}
+            whole = [(role, 0, self.samples(pair)) for role, _ in self.prompts]
             if self.screened(pair):
                 futures = self._submit_screen(node_id, pair)
+            elif self._afford(node_id, pair, whole):
+                futures = {role: self._draw(role, pair, start, stop) for role, start, stop in whole}
             else:
-                futures = {
-                    role: self._draw(role, pair, 0, self.samples(pair)) for role, _ in self.prompts
-                }
+                futures = {}
             self.futures[node_id] = futures
         return futures
 
     def _draw(self, role: Role, pair: Pair, start: int, stop: int) -> list[ReplyFuture]:
+        """Submit samples ``start`` to ``stop`` (their new calls reserved by ``_afford``)."""
         prompt = dict(self.prompts)[role].text
         messages = pair.messages()
         return [
-            self.scheduler.submit(role, prompt, messages, sample) for sample in range(start, stop)
+            self.scheduler.submit(role, prompt, messages, sample, reserved=True)
+            for sample in range(start, stop)
         ]
+
+    def _afford(
+        self, node_id: str, pair: Pair, draws: Sequence[tuple[Role, int, int]], need: bool = True
+    ) -> bool:
+        """Reserve the new agent calls of these draws (role, start, stop) in the
+        ``--hgd-max-calls`` budget, all or none; when it cannot and the pair ``need`` them,
+        the pair is undecided."""
+        if self.scheduler.budget is None:
+            return True
+        messages = pair.messages()
+        needed = self.scheduler.new_calls(
+            (dict(self.prompts)[role].text, messages, sample)
+            for role, start, stop in draws
+            for sample in range(start, stop)
+        )
+        if self.scheduler.reserve(needed):
+            return True
+        if not need:
+            return False
+        self.undecided[node_id] = (
+            f"the --hgd-max-calls budget could not pay for its {needed} further agent calls"
+        )
+        return False
 
     def _submit_screen(self, node_id: str, pair: Pair) -> dict[Role, list[ReplyFuture]]:
         """The screen: SCREEN candidate samples; the baseline's cached pool, drawn up to
         SCREEN samples when the cache holds fewer. The pair's design follows the cache."""
         samples = self.samples(pair)
-        futures = {Role.CANDIDATE: self._draw(Role.CANDIDATE, pair, 0, min(SCREEN, samples))}
+        screen = min(SCREEN, samples)
+        pool: list[ReplyFuture] = []
         cached: int | None = None
+        draws = [(Role.CANDIDATE, 0, screen)]
         if len(self.prompts) == 2:
-            pool: list[ReplyFuture] = []
             self._add_pool(pair, pool)
             cached = len(pool)
-            futures[Role.BASELINE] = pool + self._draw(
-                Role.BASELINE, pair, cached, max(cached, min(SCREEN, samples))
-            )
+            draws.append((Role.BASELINE, cached, max(cached, screen)))
+        if not self._afford(node_id, pair, draws):
+            return {}
+        futures = {role: self._draw(role, pair, start, stop) for role, start, stop in draws}
+        if Role.BASELINE in futures:
+            futures[Role.BASELINE] = pool + futures[Role.BASELINE]
         self.designs[node_id] = design_for(samples, cached)
         return futures
 
@@ -124,6 +156,9 @@ class Evaluator:
                 Role.CANDIDATE: (design.screen_candidate, design.more_candidate),
                 Role.BASELINE: (design.screen_baseline, design.more_baseline),
             }
+            rest = [(role, start, start + count) for role, (start, count) in drawn.items()]
+            if not self._afford(node_id, pair, [d for d in rest if d[0] in futures]):
+                continue
             for role, fs in futures.items():
                 start, count = drawn[role]
                 fs += self._draw(role, pair, start, start + count)
@@ -134,7 +169,7 @@ class Evaluator:
         """Wait for the pair's replies and check them (once)."""
         evaluated = self.evaluated.get(node_id)
         if evaluated is None:
-            futures = self.submit(node_id, pair)
+            futures = self.submit(node_id, pair) or {role: [] for role, _ in self.prompts}
             evaluations = {role: self._check(pair, fs) for role, fs in futures.items()}
             evaluated = (evaluations.get(Role.BASELINE), evaluations[Role.CANDIDATE])
             self.evaluated[node_id] = evaluated
@@ -214,6 +249,8 @@ class Evaluator:
         baseline, candidate = self.evaluate(node_id, pair)
         if candidate.error or (baseline is not None and baseline.error):
             return None
+        if node_id in self.undecided:
+            return None
         return PairCounts(
             stats.PassCounts(candidate.passes, candidate.runs),
             _counts(baseline),
@@ -256,25 +293,24 @@ class Evaluator:
             pool.append(future)
 
     def _may_grow(self, node_id: str, pair: Pair) -> bool:
-        """True when the pair's baseline pool reuses cached replies and has room to grow."""
+        """True when the pair's baseline pool reuses cached replies and has room to grow,
+        and the call budget pays for it (without it the first look stands: its bound holds)."""
         baseline, _ = self.evaluated[node_id]
         if baseline is None or not any(r.cached for r in baseline.replies):
             return False
-        return baseline.runs + stats.POOL_GROWTH * self.samples(pair) <= (
-            stats.MAX_POOL * self.samples(pair)
-        )
+        step = stats.POOL_GROWTH * self.samples(pair)
+        if baseline.runs + step > stats.MAX_POOL * self.samples(pair):
+            return False
+        start = len(baseline.replies)
+        return self._afford(node_id, pair, [(Role.BASELINE, start, start + step)], need=False)
 
     def _grow(self, node_id: str, pair: Pair) -> list[ReplyFuture]:
         """Start the fresh baseline samples of a close pair, past the end of its pool."""
         baseline, _ = self.evaluated[node_id]
         start = 0 if baseline is None else len(baseline.replies)
-        prompt = self.prompts[0][1].text
-        messages = pair.messages()
-        step = stats.POOL_GROWTH * self.samples(pair)
-        return [
-            self.scheduler.submit(Role.BASELINE, prompt, messages, sample)
-            for sample in range(start, start + step)
-        ]
+        return self._draw(
+            Role.BASELINE, pair, start, start + stats.POOL_GROWTH * self.samples(pair)
+        )
 
     def decision(
         self, node_id: str, baseline: Evaluation | None, candidate: Evaluation

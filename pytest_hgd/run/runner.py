@@ -10,15 +10,15 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 
 from pytest_hgd.agents.agent import Agent, Messages
 from pytest_hgd.core.deadline import within
 from pytest_hgd.core.errors import AgentError, AgentExit
 from pytest_hgd.core.model import Reply, Role
+from pytest_hgd.run.replies import describe_exception, plain_text
 from pytest_hgd.storage.cache import ReplyCache, reply_key
 
 T = TypeVar("T")
@@ -34,32 +34,6 @@ class CallSettings:
     read_cache: bool
     write_cache: bool
     max_reply_chars: int = 1_000_000
-
-
-def describe_exception(exc: BaseException) -> str:
-    """``Type: message (at file:line)`` for the innermost frame of the agent's traceback."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    tb = _innermost(exc)
-    if isinstance(exc, asyncio.CancelledError) and _in_asyncio(tb):
-        # Python 3.10 raises a new CancelledError from asyncio's task when the agent raised
-        # one; the agent's own is its context.
-        inner = exc.__context__
-        if isinstance(inner, asyncio.CancelledError) and not _in_asyncio(_innermost(inner)):
-            tb = _innermost(inner)
-    if tb is not None:
-        text += f" (at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
-    return text
-
-
-def _innermost(exc: BaseException) -> TracebackType | None:
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb
-
-
-def _in_asyncio(tb: TracebackType | None) -> bool:
-    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("asyncio.")
 
 
 class Scheduler:
@@ -82,6 +56,7 @@ class Scheduler:
         # replies never written to the cache (those holding a secret: see redact.py)
         self.uncacheable: Callable[[str], bool] | None = None
         self._futures: dict[str, ReplyFuture] = {}
+        self.budget: int | None = None  # --hgd-max-calls: new agent calls left to start
         self._pending: list[tuple[ReplyFuture, str, Role, str, Messages]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -138,8 +113,33 @@ class Scheduler:
         with contextlib.suppress(RuntimeError):
             loop.close()
 
-    def submit(self, role: Role, prompt: str, messages: Messages, sample: int) -> ReplyFuture:
-        """The future reply of the agent to ``messages`` under ``prompt``, sample ``sample``."""
+    def reserve(self, calls: int) -> bool:
+        """Take ``calls`` new agent calls from the budget; False (nothing taken) when it
+        holds fewer. No budget: always True."""
+        with self._lock:
+            if self.budget is None:
+                return True
+            if calls > self.budget:
+                return False
+            self.budget -= calls
+            return True
+
+    def new_calls(self, draws: Iterable[tuple[str, Messages, int]]) -> int:
+        """How many distinct new agent calls these (prompt, messages, sample) draws would
+        make: not cached, not asked already, each asked once."""
+        identity, version = self.agent.identity, self.settings.agent_version
+        keys = {
+            reply_key(identity, version, prompt, messages, sample): (prompt, messages, sample)
+            for prompt, messages, sample in draws
+        }
+        return sum(1 for draw in keys.values() if self.at_hand(*draw) is None)
+
+    def submit(
+        self, role: Role, prompt: str, messages: Messages, sample: int, reserved: bool = False
+    ) -> ReplyFuture:
+        """The future reply of the agent to ``messages`` under ``prompt``, sample ``sample``.
+        A new call not ``reserved`` takes one from the budget, and fails without a call when
+        the budget is spent."""
         key = reply_key(self.agent.identity, self.settings.agent_version, prompt, messages, sample)
         with self._lock:
             future = self._futures.get(key)
@@ -149,7 +149,14 @@ class Scheduler:
             future = concurrent.futures.Future()
             if cached is not None:
                 future.set_result(Reply(cached, cached=True))
+            elif not reserved and self.budget is not None and self.budget < 1:
+                future.set_result(
+                    Reply(None, "agent call not made: the --hgd-max-calls budget is spent")
+                )
+                return future
             else:
+                if not reserved and self.budget is not None:
+                    self.budget -= 1
                 self._pending.append((future, key, role, prompt, messages))
                 if len(self._pending) == 1:  # the loop takes every call pending when it wakes
                     self._ensure_loop().call_soon_threadsafe(self._start_pending)
@@ -194,7 +201,7 @@ class Scheduler:
         async with self._semaphore:
             handed = time.monotonic()
             try:
-                text = _plain_text(
+                text = plain_text(
                     await within(limit, _no_exit(self.agent.reply(prompt, messages))),
                     self.settings.max_reply_chars,
                 )
@@ -324,27 +331,6 @@ async def _no_exit(call: Awaitable[T]) -> T:
         return await call
     except (SystemExit, KeyboardInterrupt) as exc:
         raise AgentExit(exc) from exc
-
-
-def _plain_text(reply: object, max_chars: int) -> str:
-    """The reply as a plain ``str`` (a subclass could answer ``lower`` or ``len`` its own
-    way, and would check differently fresh and from the cache); AgentError when it is not
-    text the gate can check, store and report."""
-    if not isinstance(reply, str):
-        raise AgentError(f"agent returned {type(reply).__name__}, not a str")
-    if str.__len__(reply) > max_chars:  # str's own: a subclass may answer len() its way
-        raise AgentError(
-            f"agent returned {str.__len__(reply)} characters, over the limit of {max_chars} "
-            "(--hgd-max-reply-chars)"
-        )
-    text = str.__str__(reply) if type(reply) is not str else reply
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate: no file could hold it
-        raise AgentError(
-            f"agent returned a str that is not valid Unicode (at index {exc.start})"
-        ) from None
-    return text
 
 
 def _shared(future: ReplyFuture) -> ReplyFuture:
