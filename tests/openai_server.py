@@ -320,6 +320,17 @@ def _error_body(message: str, kind: str = "invalid_request_error") -> bytes:
     return json.dumps({"error": {"message": message, "type": kind, "code": None}}).encode()
 
 
+def _usage(body: dict[str, Any], content: str) -> dict[str, int]:
+    """Tokens as words: the messages' in, the reply's out (what tests can count)."""
+    words_in = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    words_out = len(content.split())
+    return {
+        "prompt_tokens": words_in,
+        "completion_tokens": words_out,
+        "total_tokens": words_in + words_out,
+    }
+
+
 def _completion(body: dict[str, Any], content: str) -> bytes:
     return json.dumps(
         {
@@ -334,7 +345,7 @@ def _completion(body: dict[str, Any], content: str) -> bytes:
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "usage": _usage(body, content),
         }
     ).encode()
 

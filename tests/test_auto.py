@@ -55,7 +55,16 @@ def test_pairs_that_pass_the_screen_stop_and_a_drop_draws_all_k(hgd: Gate) -> No
     k0 = decided["k0"]
     assert k0["delta"] == "kept" and k0["screen"]["went_on"] is False
     assert (k0["candidate"]["runs"], k0["baseline"]["runs"], k0.get("p_value")) == (2, 2, None)
-    result.stdout.fnmatch_lines(["*regressed: locked pair c.hgd.yaml::drop*"])
+    result.stdout.fnmatch_lines(
+        [
+            "hgd: auto samples: 8 pairs decided at the screen, 1 went on, 0 undecided;"
+            " 52 agent calls made",
+            "*regressed: locked pair c.hgd.yaml::drop*",
+            "auto samples: 8 pairs decided at the screen of 2, 1 went on to K = 10",
+            "agent calls: baseline 26 (+0 cached), candidate 26 (+0 cached);"
+            " a fixed K = 10 run: 180 (128 saved)",
+        ]
+    )
 
 
 def test_a_warm_baseline_is_the_screen_and_costs_nothing(hgd: Gate) -> None:
@@ -162,3 +171,45 @@ def test_under_auto_the_budget_pays_for_screens_first(hgd: Gate) -> None:
     assert drop["delta"] == "undecided" and drop["screen"]["went_on"] is True
     assert (drop["candidate"]["passes"], drop["candidate"]["runs"]) == (0, 2)
     assert hgd.report()["verdict_reasons"] == ["1 undecided"]
+
+
+USAGE_AGENT = """
+def reply(prompt, messages):
+    text = "good" if "good" in prompt else "bad"
+    return {"text": text, "usage": {"input_tokens": 100, "output_tokens": 7}}
+"""
+
+
+def test_a_python_agent_reports_usage_and_prices_make_a_cost(hgd: Gate) -> None:
+    hgd.pytester.makepyfile(usage_agent=USAGE_AGENT)
+    hgd.pytester.makeini(
+        "[pytest]\nhgd_agent = usage_agent:reply\n"
+        "hgd_prices =\n    other-model: 9 9\n    *: 1.5 10\n"
+    )
+    (hgd.path / "base.txt").write_text("good", encoding="utf-8")
+    (hgd.path / "cand.txt").write_text("good too", encoding="utf-8")
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(*({"id": f"q{i}", "customer": f"q{i}", "checks": CHECK} for i in range(3))),
+    )
+    args = ("--hgd-baseline=base.txt", "--hgd-candidate=cand.txt", "--hgd-report=report.json")
+    result = hgd.run(*args, "--hgd-samples=auto", "--hgd-markdown=s.md")
+    result.assert_outcomes(passed=3)
+    report = hgd.report()
+    usage = report["usage"]
+    assert usage["candidate"] == {"input_tokens": 600, "output_tokens": 42, "calls": 6}
+    assert usage["baseline"] == usage["candidate"]  # two screen samples a pair, cold
+    assert usage["cost"]["total"] == pytest.approx(2 * (600 * 1.5 + 42 * 10) / 1e6)
+    assert report["calls"]["fixed_k"] == {"baseline": 30, "candidate": 30}
+    result.stdout.fnmatch_lines(
+        [
+            "hgd: auto samples: 3 pairs decided at the screen, 0 went on, 0 undecided; 12 agent calls made",
+            "agent calls: baseline 6 (+0 cached), candidate 6 (+0 cached); a fixed K = 10 run: 60 (48 saved)",
+            "tokens: baseline 600 in / 42 out, candidate 600 in / 42 out; "
+            "cost 0.00264 at usage_agent:reply's price",
+        ]
+    )
+    assert "a fixed K = 10 run: 60 (48 saved)" in (hgd.path / "s.md").read_text(encoding="utf-8")
+    hgd.pytester.makeini("[pytest]\nhgd_agent = usage_agent:reply\nhgd_prices = gpt 1\n")
+    bad = hgd.run(*args)
+    bad.stderr.fnmatch_lines(["*ini hgd_prices: 'gpt 1': expected 'MODEL: INPUT OUTPUT'*"])

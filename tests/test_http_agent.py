@@ -16,7 +16,7 @@ from openai_server import Fault, OpenAIServer, echo_reply
 
 from pytest_hgd.agents.http_agent import HTTPAgent, HTTPAgentSettings, _retry_after
 from pytest_hgd.core.errors import AgentError
-from pytest_hgd.plugin.options import parse_headers
+from pytest_hgd.plugin.ini_lists import parse_headers
 
 KEY = "sk-test-SECRET-123"
 ENV = {"OPENAI_API_KEY": KEY}

@@ -158,3 +158,30 @@ def test_connection_refused_is_an_error(hgd: Gate) -> None:
     result = hgd.run_subprocess("--hgd-candidate=p.txt", "--hgd-timeout=5")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*agent error under the candidate prompt: openai agent:*"])
+
+
+def test_the_http_agent_reads_each_calls_usage_into_the_report(
+    hgd: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loopback server reports tokens as words (the messages' in, the reply's out); they
+    cross the worker process and add up per prompt, priced by ini hgd_prices."""
+    monkeypatch.setenv("HGD_E2E_KEY", SECRET)
+    (hgd.path / "p.txt").write_text("one two three", encoding="utf-8")
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(
+            *(
+                {"id": f"q{i}", "customer": "four five", "checks": [{"contains": "Re"}]}
+                for i in range(2)
+            )
+        ),
+    )
+    with OpenAIServer() as server:
+        http_ini(hgd, server, "hgd_prices = test-model: 1000000 0\n")
+        server.push()
+        result = hgd.run_subprocess("--hgd-candidate=p.txt", "--hgd-report=report.json")
+    result.assert_outcomes(passed=2)
+    usage = hgd.report()["usage"]
+    # one call (both pairs ask the same): 3 + 2 words in
+    assert usage["candidate"]["calls"] == 1 and usage["candidate"]["input_tokens"] == 5
+    assert usage["model"] == "test-model" and usage["cost"]["total"] == pytest.approx(5.0)

@@ -42,9 +42,18 @@ class Agent(Protocol):
         """JSON-able and secret-free; part of the reply-cache key."""
         ...
 
-    async def reply(self, prompt: str, messages: Messages) -> str: ...
+    async def reply(self, prompt: str, messages: Messages) -> Any:
+        """A str; or a mapping or object with a str ``text`` and, optionally, ``usage``
+        (``input_tokens``/``output_tokens`` or ``prompt_tokens``/``completion_tokens``)."""
+        ...
 
     async def aclose(self) -> None: ...
+
+
+def _carries_text(result: object) -> bool:
+    """A mapping or object with a str ``text`` (and maybe ``usage``): a documented reply."""
+    text = result.get("text") if isinstance(result, dict) else getattr(result, "text", None)
+    return isinstance(text, str)
 
 
 def _source_hash(module: Any) -> str:
@@ -156,7 +165,7 @@ class PythonAgent:
     def identity(self) -> dict[str, object]:
         return {"kind": "python", "target": self.target, "source_sha256": self.source_sha256}
 
-    async def reply(self, prompt: str, messages: Messages) -> str:
+    async def reply(self, prompt: str, messages: Messages) -> Any:
         messages = copy.deepcopy(messages)
         self._exit_guard.install()
         if inspect.iscoroutinefunction(self.function):
@@ -169,9 +178,12 @@ class PythonAgent:
             result = await self._pool.run(self.function, prompt, messages)
             if inspect.isawaitable(result):
                 result = await result
-        if not isinstance(result, str):
-            raise AgentError(f"agent {self.target} returned {type(result).__name__}, not a str")
-        return result
+        if not isinstance(result, str) and not _carries_text(result):
+            raise AgentError(
+                f"agent {self.target} returned {type(result).__name__}, not a str nor a "
+                "mapping or object with a str `text`"
+            )
+        return result  # the scheduler takes its text and usage (run.replies.text_and_usage)
 
     async def aclose(self) -> None:
         if self._pool is not None:

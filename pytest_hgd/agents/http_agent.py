@@ -28,6 +28,7 @@ import httpx
 from pytest_hgd.agents.http_transport import BodyTooLarge, LeanTransport, proxied
 from pytest_hgd.core.deadline import within
 from pytest_hgd.core.errors import AgentError
+from pytest_hgd.core.model import AgentReply, usage_of
 
 __all__ = ["HTTPAgent", "HTTPAgentSettings"]
 
@@ -238,7 +239,8 @@ class HTTPAgent:
                 f"reply from {self._url} has no text at choices[0].message.content: "
                 f"{self._excerpt(json.dumps(data))!r}"
             )
-        return content  # as returned: checks see it whole; output is scrubbed (redact.py)
+        # as returned: checks see it whole; output is scrubbed (redact.py)
+        return AgentReply(content, usage_of(data.get("usage")))
 
     def _timed_out(self) -> AgentError:
         s = self._settings

@@ -41,12 +41,16 @@ from pytest_hgd.agents.http_agent import HTTPAgent, HTTPAgentSettings, log
 from pytest_hgd.agents.http_spawn import SpareWorkers, WorkerProcess, spawn_worker
 from pytest_hgd.core.deadline import within
 from pytest_hgd.core.errors import AgentError
+from pytest_hgd.core.model import AgentReply, usage_of
 
 __all__ = ["ProcessHTTPAgent"]
 
 _LINE_LIMIT = 1 << 30  # one reply or conversation per line, whatever its size
 _STDERR_LINES = 20  # the worker's last stderr lines, shown if it dies
 _EXIT_POLL = 0.005  # seconds between looks at a stopping worker
+
+
+_USAGE = ("input_tokens", "output_tokens")  # the wire's [input, output] tokens
 
 
 class _Lines:
@@ -223,7 +227,14 @@ class _Worker:
                 if future is None or future.done():
                     continue  # cancelled meanwhile
                 if "reply" in answer:
-                    future.set_result(answer["reply"])
+                    usage = answer.get("usage")
+                    future.set_result(
+                        AgentReply(
+                            answer["reply"], usage_of(dict(zip(_USAGE, usage, strict=False)))
+                        )
+                        if isinstance(usage, list)
+                        else answer["reply"]
+                    )
                 elif answer.get("timeout"):
                     future.set_exception(asyncio.TimeoutError())
                 else:
@@ -322,7 +333,9 @@ async def _serve() -> int:
         try:
             async with slots:  # queued calls wait here, in the order they came
                 reply = await within(agent.settings.timeout, agent.reply(prompt, messages))
-            message: dict[str, Any] = {"id": call_id, "reply": reply}
+            message: dict[str, Any] = {"id": call_id, "reply": str.__str__(reply)}
+            if isinstance(reply, AgentReply) and reply.usage is not None:
+                message["usage"] = list(reply.usage)
         except asyncio.TimeoutError:  # the parent words it as every other agent's timeout
             message = {"id": call_id, "timeout": True}
         except AgentError as exc:

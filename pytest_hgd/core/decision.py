@@ -88,6 +88,7 @@ class Policy:
     pressure_window: int = 20
     pressure_warn: float = 0.7
     allow_undecided: bool = False  # --hgd-allow-undecided: undecided pairs do not fail it
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # model: in, out
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class RunDecision:
     trend: list[dict[str, Any]]
     calls: dict[str, Any]
     samples: dict[str, Any]
+    usage: dict[str, Any] = field(default_factory=dict)
 
 
 def decide_run(
@@ -165,9 +167,29 @@ def decide_run(
         pressure=pressure,
         record=record,
         trend=[point for point in points if point is not None][-TREND_RUNS:],
-        calls=records.calls(pairs, rollouts),
+        calls=_calls(pairs, rollouts),
+        usage=_usage(pairs, evidence.agent, policy.prices),
         samples=_samples(pairs, policy.alpha),
     )
+
+
+def _calls(pairs: Sequence[Payload], rollouts: Sequence[Payload]) -> dict[str, Any]:
+    calls = records.calls(pairs, rollouts)
+    fixed = records.fixed_k_calls(pairs)
+    return calls if fixed is None else {**calls, "fixed_k": fixed}
+
+
+def _usage(
+    pairs: Sequence[Payload],
+    agent: Mapping[str, object],
+    prices: Mapping[str, tuple[float, float]],
+) -> dict[str, Any]:
+    """Tokens per prompt, and their cost at the agent's model's price (ini ``hgd_prices``;
+    a ``*`` entry prices any model)."""
+    tokens = records.usage(pairs)
+    model = str(agent.get("model") or agent.get("target") or "")
+    price = prices.get(model, prices.get("*"))
+    return {**tokens, "model": model or None, "cost": records.cost(tokens, price)}
 
 
 def _rollout(rollout: Payload) -> dict[str, Any]:

@@ -112,13 +112,47 @@ class CheckResult:
     message: str
 
 
+Usage = tuple[int, int]  # tokens of one agent call: (input, output)
+
+
+class AgentReply(str):
+    """A reply text that also says what the call cost (``usage``: input and output tokens),
+    as the HTTP agent returns it; a str everywhere else."""
+
+    usage: Usage | None
+
+    def __new__(cls, text: str, usage: Usage | None = None) -> AgentReply:
+        made = super().__new__(cls, text)
+        made.usage = usage
+        return made
+
+
+def usage_of(value: object) -> Usage | None:
+    """(input, output) tokens from a mapping or object with ``input_tokens`` and
+    ``output_tokens`` (or OpenAI's ``prompt_tokens`` and ``completion_tokens``); None when
+    either is missing or not a whole number >= 0."""
+
+    def field(*names: str) -> int | None:
+        for name in names:
+            got = value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+            if isinstance(got, int) and not isinstance(got, bool) and got >= 0:
+                return got
+        return None
+
+    tokens_in = field("input_tokens", "prompt_tokens")
+    tokens_out = field("output_tokens", "completion_tokens")
+    return None if tokens_in is None or tokens_out is None else (tokens_in, tokens_out)
+
+
 @dataclass(frozen=True)
 class Reply:
-    """What one agent call produced: a reply text, or an error message."""
+    """What one agent call produced: a reply text, or an error message; ``usage`` when the
+    agent reported the call's tokens."""
 
     text: str | None
     error: str | None = None
     cached: bool = False
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True)

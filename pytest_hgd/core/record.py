@@ -33,10 +33,58 @@ def calls(pairs: Sequence[Payload], rollouts: Sequence[Payload] = ()) -> dict[st
     return {**made, "cache_hits": hits, "rollouts": in_rollouts}
 
 
+def fixed_k_calls(pairs: Sequence[Payload]) -> dict[str, int] | None:
+    """The calls a run of fixed K would have made, per prompt, when pairs were screened
+    (``--hgd-samples=auto``): K under each prompt less what the cache held; None when none
+    was. A pair of fixed K counts what it made."""
+    if not any(p.get("screen") for p in pairs):
+        return None
+    fixed = dict.fromkeys(ROLES, 0)
+    for pair in pairs:
+        samples = pair.get("samples", 1)
+        for role in ROLES:
+            result = pair.get(role)
+            if not result:
+                continue
+            made = result.get("called", 0)
+            if pair.get("screen"):
+                fixed[role] += samples - min(samples, result["runs"] - made)
+            else:
+                fixed[role] += made
+    return fixed
+
+
+def usage(pairs: Sequence[Payload]) -> dict[str, dict[str, int]]:
+    """Tokens per prompt over the pairs' calls that reported them."""
+    total = {role: {"input_tokens": 0, "output_tokens": 0, "calls": 0} for role in ROLES}
+    for pair in pairs:
+        for role in ROLES:
+            reported = (pair.get(role) or {}).get("usage")
+            if reported:
+                for key in total[role]:
+                    total[role][key] += reported[key]
+    return total
+
+
+def cost(
+    tokens: Mapping[str, Mapping[str, int]], price: tuple[float, float] | None
+) -> dict[str, float] | None:
+    """What the tokens cost at ``price`` (input, output per million tokens); None without."""
+    if price is None:
+        return None
+    each = {
+        role: (t["input_tokens"] * price[0] + t["output_tokens"] * price[1]) / 1e6
+        for role, t in tokens.items()
+    }
+    return {**each, "total": sum(each.values())}
+
+
 def max_samples(pairs: Sequence[Payload]) -> int:
-    """K: the most samples a pair ran under the candidate. (A sampled baseline's pool can
-    hold more, from the cache: `max_pool`.)"""
-    return max((p["candidate"]["runs"] for p in pairs if p.get("candidate")), default=1)
+    """K: the most samples a pair asked for or ran under the candidate (a screened pair may
+    stop short of it; a sampled baseline's pool can hold more, from the cache: `max_pool`)."""
+    runs = (p["candidate"]["runs"] for p in pairs if p.get("candidate"))
+    asked = (p["samples"] for p in pairs if isinstance(p.get("samples"), int))
+    return max((*runs, *asked), default=1)
 
 
 def max_pool(pairs: Sequence[Payload]) -> int:

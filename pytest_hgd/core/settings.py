@@ -7,6 +7,7 @@ run, the agents, their worker processes) takes them as plain values.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class Settings:
     auto_samples: bool = False  # --hgd-samples=auto: the screened design (core.screen)
     max_calls: int | None = None  # --hgd-max-calls: new agent calls the run may make
     allow_undecided: bool = False  # undecided pairs skip instead of failing the gate
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # per M tokens
     alpha: float = 0.05
     html: Path | None = None
     rollout: bool = False

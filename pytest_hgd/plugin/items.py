@@ -51,6 +51,18 @@ def result_payload(
         "called": sum(1 for r in evaluation.replies if not r.cached),
         **fresh,  # a pool partly from the cache: what this run's own calls gave
         **({"confirm": [confirm.passes, confirm.runs]} if confirm else {}),
+        **_usage(evaluation),
+    }
+
+
+def _usage(evaluation: Evaluation) -> dict[str, Any]:
+    """The tokens of the calls made for it, where the agent reported them."""
+    reported = [r.usage for r in evaluation.replies if r.usage is not None and not r.cached]
+    if not reported:
+        return {}
+    tokens_in, tokens_out = (sum(side) for side in zip(*reported, strict=True))
+    return {
+        "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out, "calls": len(reported)}
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +17,7 @@ from pytest_hgd.core.settings import (
     JudgeSettings,
     Settings,
 )
+from pytest_hgd.plugin.ini_lists import headers_from_ini, parse_prices
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -173,6 +174,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "hgd_headers", "extra HTTP headers, one 'Name: value' a line", type="linelist", default=[]
     )
+    parser.addini(
+        "hgd_prices",
+        "prices per million tokens, one 'MODEL: INPUT OUTPUT' a line (MODEL * for any)",
+        type="linelist",
+        default=[],
+    )
 
 
 class _Resolver:
@@ -239,30 +246,6 @@ _unit = _within(float, lambda v: 0 <= v <= 1)
 _non_negative = _within(int, lambda v: v >= 0)
 _positive_int = _within(int, lambda v: v > 0)
 _positive_float = _within(float, lambda v: v > 0)
-
-
-def parse_headers(lines: str | Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """Parse `Name: value` lines (blank lines skipped); raise ValueError on a bad line."""
-    if isinstance(lines, str):
-        lines = lines.splitlines()
-    parsed = []
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        name = name.strip()
-        if not sep or not name or any(c.isspace() for c in name):
-            raise ValueError(f"header line must look like 'Name: value', got {name or line!r}")
-        parsed.append((name, value.strip()))
-    return tuple(parsed)
-
-
-def _headers(lines: list[str]) -> tuple[tuple[str, str], ...]:
-    try:
-        return parse_headers(lines)
-    except ValueError as exc:
-        raise pytest.UsageError(f"ini hgd_headers: {exc}") from None
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -347,6 +330,7 @@ def resolve(config: pytest.Config) -> Settings:
         allow_undecided=bool(
             config.getoption("hgd_allow_undecided") or config.getini("hgd_allow_undecided")
         ),
+        prices=parse_prices(config.getini("hgd_prices")),
         alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
         ledger=None
         if config.getoption("hgd_no_ledger")
@@ -365,7 +349,7 @@ def resolve(config: pytest.Config) -> Settings:
             api_key_env=key_env,
             temperature=r.parsed("", "hgd_temperature", float, None, "a number"),
             max_tokens=r.parsed("", "hgd_max_tokens", _positive_int, None, "a whole number > 0"),
-            headers=_headers(list(config.getini("hgd_headers"))),
+            headers=headers_from_ini(list(config.getini("hgd_headers"))),
             max_retries=r.parsed("", "hgd_max_retries", int, 4, "a whole number"),
             workers=r.parsed(
                 "--hgd-http-workers",

@@ -79,8 +79,7 @@ class HGDSession:
         if settings.clear_cache and not is_worker(config):
             self.cleared = ReplyCache(settings.cache_dir).clear()
         self.scheduler = Scheduler(self.agent, self.cache, call_settings(settings))
-        if settings.max_calls is not None:
-            self.scheduler.budget = share_of(config, settings.max_calls)
+        self.scheduler.budget = share_of(config, settings.max_calls)  # --hgd-max-calls
         self.redactor = redactor_for(
             (settings.http.api_key_env, settings.judge.api_key_env), settings.http.headers
         )
@@ -194,13 +193,14 @@ class HGDSession:
         if self.sampled and item.nodeid not in self.evaluator.decisions:
             batch = [item, *self._queued()] if worker else self._runnable_items()
             batch = [i for i in batch if i.nodeid not in self.evaluator.decisions]
-            # Each batch spends the share of the error budget of the pairs it decides, so
-            # batches on xdist workers together never spend more than --hgd-alpha. That is
-            # for the items' own outcomes: the verdict is `decide_run`'s one decision.
+            # Items' outcomes: each batch spends its pairs' share of --hgd-alpha (the
+            # verdict is `decide_run`'s one decision over every pair).
             alpha = self.settings.alpha * len(batch) / max(self.runnable_count, len(batch))
             self.evaluator.decide_batch(
                 [(i.nodeid, i.pair) for i in batch], alpha, None if worker else self._progress
             )
+            if self.settings.auto_samples and not worker:
+                self._say(self.evaluator.screen_status())
         return self.evaluator.evaluate(item.nodeid, item.pair)
 
     def _progress(self, done: int, total: int) -> None:

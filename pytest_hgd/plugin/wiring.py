@@ -27,6 +27,7 @@ def policy(settings: Settings) -> Policy:
         pressure_window=settings.pressure_window,
         pressure_warn=settings.pressure_warn,
         allow_undecided=settings.allow_undecided,
+        prices=settings.prices,
     )
 
 

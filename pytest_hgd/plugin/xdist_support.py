@@ -10,10 +10,11 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def share_of(config: pytest.Config, total: int) -> int:
-    """This process's share of a budget of ``total``: all of it in a serial run; under
-    xdist, worker ``gwI`` of N gets total // N, plus one for the first total % N workers."""
-    if not is_worker(config):
+def share_of(config: pytest.Config, total: int | None) -> int | None:
+    """This process's share of a budget of ``total`` (None: no budget): all of it in a
+    serial run; under xdist, worker ``gwI`` of N gets total // N, plus one for the first
+    total % N workers."""
+    if total is None or not is_worker(config):
         return total
     workerinput = getattr(config, "workerinput", {})
     count = int(workerinput.get("workercount", 1))

@@ -54,6 +54,7 @@ def build_report(
         "prompts": dict(prompts),
         "agent": dict(evidence.agent),
         "calls": dict(decision.calls),
+        "usage": dict(decision.usage),
         "pressure": dict(decision.pressure),
         "samples": dict(decision.samples),
         "trend": [dict(point) for point in decision.trend],

@@ -49,6 +49,41 @@ def _rollout_failure(rollout: Mapping[str, Any]) -> str:
     return f"fails at {where}, {candidate.get('failed_check')}: {candidate.get('message')}"
 
 
+def calls_lines(report: Mapping[str, Any]) -> list[str]:
+    """Agent calls made and cached per prompt, against a fixed-K run's with auto samples;
+    tokens and their cost where the agent reported them."""
+    calls = report.get("calls") or {}
+    if not calls:
+        return []
+    hits = calls.get("cache_hits", {})
+    line = (
+        f"agent calls: baseline {calls.get('baseline', 0)} (+{hits.get('baseline', 0)} cached), "
+        f"candidate {calls.get('candidate', 0)} (+{hits.get('candidate', 0)} cached)"
+    )
+    fixed = calls.get("fixed_k")
+    if fixed:
+        made = (
+            calls.get("baseline", 0)
+            + calls.get("candidate", 0)
+            - sum(calls.get("rollouts", {}).values())
+        )
+        would = fixed["baseline"] + fixed["candidate"]
+        line += f"; a fixed K = {report['samples']['max']} run: {would} ({would - made} saved)"
+    lines = [line]
+    usage = report.get("usage") or {}
+    sides = [(role, usage.get(role) or {}) for role in ("baseline", "candidate")]
+    if any(side.get("calls") for _, side in sides):
+        tokens = ", ".join(
+            f"{role} {side['input_tokens']} in / {side['output_tokens']} out"
+            for role, side in sides
+            if side.get("calls")
+        )
+        cost = usage.get("cost")
+        priced = f"; cost {cost['total']:.4g} at {usage.get('model')}'s price" if cost else ""
+        lines.append(f"tokens: {tokens}{priced}")
+    return lines
+
+
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.0f}%"
 
@@ -89,6 +124,18 @@ def pressure_text(pressure: Mapping[str, Any]) -> str:
     return text
 
 
+def _screen_lines(report: Mapping[str, Any]) -> list[str]:
+    """--hgd-samples=auto: how many pairs stopped at the screen and how many went on."""
+    screens = [p["screen"] for p in report.get("pairs", []) if p.get("screen")]
+    if not screens:
+        return []
+    went_on = sum(1 for s in screens if s["went_on"])
+    return [
+        f"auto samples: {len(screens) - went_on} pairs decided at the screen of "
+        f"{screens[0]['design'][0]}, {went_on} went on to K = {report['samples']['max']}"
+    ]
+
+
 def _sampling_lines(report: Mapping[str, Any]) -> list[str]:
     """Samples, the suite-level sign test and the flaky pairs (only for sampled runs)."""
     samples = report.get("samples", {})
@@ -104,7 +151,10 @@ def _sampling_lines(report: Mapping[str, Any]) -> list[str]:
             f"suite sign test: {suite['improved']} improved, {suite['worsened']} worsened, "
             f"{suite['unchanged']} unchanged; p = {suite['p_value']:.3g} (candidate worse)"
         )
-    untestable = sum(1 for p in report.get("pairs", []) if p.get("testable") is False)
+    lines += _screen_lines(report)
+    untestable = sum(
+        1 for p in report.get("pairs", []) if p.get("testable") is False and not p.get("screen")
+    )
     if untestable:
         lines.append(
             f"untestable: {untestable} {'pair has' if untestable == 1 else 'pairs have'} "
@@ -215,17 +265,7 @@ def _terminal_lines(report: Mapping[str, Any], rerun: str) -> list[Line]:
     lines.extend((text, {"yellow": warn}) for text in pressure_lines(pressure))
     for reason in pressure.get("warning_reasons", []):
         lines.append((f"  HGDPressureWarning: {reason}", {"yellow": True}))
-    calls = report.get("calls", {})
-    if calls:
-        hits = calls.get("cache_hits", {})
-        lines.append(
-            (
-                "agent calls: "
-                f"baseline {calls.get('baseline', 0)} (+{hits.get('baseline', 0)} cached), "
-                f"candidate {calls.get('candidate', 0)} (+{hits.get('candidate', 0)} cached)",
-                {},
-            )
-        )
+    lines.extend((text, {}) for text in calls_lines(report))
     verdict = report["verdict"]
     reasons = "; ".join(report.get("verdict_reasons", []))
     if report.get("partial"):
@@ -292,9 +332,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     rollout = _rollout_lines(report)
     if rollout:
         out += ["", "### Rollouts", ""] + [f"- {md(line.strip())}" for line in rollout]
-    sampling = _sampling_lines(report)
+    sampling = _sampling_lines(report) + calls_lines(report)
     if sampling:
-        out += ["", "### Samples", ""] + [f"- {md(line.strip())}" for line in sampling]
+        out += ["", "### Samples and calls", ""] + [f"- {md(line.strip())}" for line in sampling]
     block = pressure_lines(report["pressure"])
     out += ["", "### Constraint pressure", "", md(block[0]), ""]
     out += [f"- {md(line.strip())}" for line in block[1:]]

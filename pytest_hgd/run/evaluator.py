@@ -244,6 +244,22 @@ class Evaluator:
         for node_id, decision in zip(family, decided, strict=True):
             self.decisions[node_id] = Decision(Delta(decision.delta), decision.sampled)
 
+    def screen_status(self) -> str:
+        """Where the screened pairs stand: decided at the screen, gone on, undecided."""
+        went_on = sum(1 for design, c, b in self.screens.values() if design.goes_on(c, b))
+        made = sum(
+            1
+            for sides in self.evaluated.values()
+            for side in sides
+            if side is not None
+            for reply in side.replies
+            if not reply.cached
+        )
+        return (
+            f"hgd: auto samples: {len(self.screens) - went_on} pairs decided at the screen, "
+            f"{went_on} went on, {len(self.undecided)} undecided; {made} agent calls made"
+        )
+
     def _counts(self, node_id: str, pair: Pair) -> PairCounts | None:
         """The pair's counts, None when an agent call failed (an error, not tested)."""
         baseline, candidate = self.evaluate(node_id, pair)

@@ -7,6 +7,7 @@ import asyncio
 from types import TracebackType
 
 from pytest_hgd.core.errors import AgentError
+from pytest_hgd.core.model import AgentReply, Usage, usage_of
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -33,6 +34,26 @@ def _innermost(exc: BaseException) -> TracebackType | None:
 
 def _in_asyncio(tb: TracebackType | None) -> bool:
     return tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("asyncio.")
+
+
+def text_and_usage(reply: object, max_chars: int) -> tuple[str, Usage | None]:
+    """What an agent returned, as a plain ``str`` and its token usage: a str (an
+    ``AgentReply`` carries its usage), or a mapping or object with ``text`` and optionally
+    ``usage`` (``model.usage_of``). AgentError when there is no text to check."""
+    if isinstance(reply, AgentReply):
+        return plain_text(reply, max_chars), reply.usage
+    if isinstance(reply, str):
+        return plain_text(reply, max_chars), None
+    if isinstance(reply, dict):
+        text, usage = reply.get("text"), reply.get("usage")
+    else:
+        text, usage = getattr(reply, "text", None), getattr(reply, "usage", None)
+    if not isinstance(text, str):
+        raise AgentError(
+            f"agent returned {type(reply).__name__}, not a str nor a mapping or object with a "
+            "str `text`"
+        )
+    return plain_text(text, max_chars), None if usage is None else usage_of(usage)
 
 
 def plain_text(reply: object, max_chars: int) -> str:

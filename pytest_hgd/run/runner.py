@@ -18,7 +18,7 @@ from pytest_hgd.agents.agent import Agent, Messages
 from pytest_hgd.core.deadline import within
 from pytest_hgd.core.errors import AgentError, AgentExit
 from pytest_hgd.core.model import Reply, Role
-from pytest_hgd.run.replies import describe_exception, plain_text
+from pytest_hgd.run.replies import describe_exception, text_and_usage
 from pytest_hgd.storage.cache import ReplyCache, reply_key
 
 T = TypeVar("T")
@@ -201,7 +201,7 @@ class Scheduler:
         async with self._semaphore:
             handed = time.monotonic()
             try:
-                text = plain_text(
+                text, usage = text_and_usage(
                     await within(limit, _no_exit(self.agent.reply(prompt, messages))),
                     self.settings.max_reply_chars,
                 )
@@ -228,7 +228,7 @@ class Scheduler:
             secret = self.uncacheable is not None and self.uncacheable(text)
             if self.cache is not None and self.settings.write_cache and not secret:
                 self._store(key, text)
-            return Reply(text)
+            return Reply(text, usage=usage)
 
     def _store(self, key: str, text: str) -> None:
         with self._writes_lock:
