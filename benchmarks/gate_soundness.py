@@ -23,6 +23,7 @@ the pool growth and confirmation of ``stats.decide_pooled``, at each of 5 consec
 
     python benchmarks/gate_soundness.py                # simulation, 100-150 s on 2 cores
     python benchmarks/gate_soundness.py --cache-draws 0  # without (e): ~25 s
+    python benchmarks/gate_soundness.py --sequential     # and (f), --hgd-samples=auto: ~15 min
 
 With ``--e2e``, section (e) also runs ``--e2e-caches`` caches (default 3) through the real
 plugin with its reply cache on: each reused run's report must be reproduced exactly by
@@ -884,6 +885,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=400,
         help="candidate draws per cache and run for the conditional-on-cache rows (0: skip)",
     )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="also section (f): --hgd-samples=auto against fixed K = 10 (sequential_sampling.py)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.e2e_runs < 1 or args.cache_draws < 0:
         parser.error("--runs and --e2e-runs must be >= 1, --cache-draws >= 0")
@@ -953,6 +959,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"targets {'all met' if all_met else 'NOT all met'} "
         f"(simulation {sim_seconds:.1f} s, total {elapsed:.1f} s)"
     )
+    if args.sequential:
+        import sequential_sampling  # beside this script: section (f)
+
+        runs = ["--runs", str(args.runs), "--alpha", str(args.alpha), "--jobs", str(args.jobs)]
+        all_met = sequential_sampling.main(runs) == 0 and all_met
     return 0 if all_met else 1
 
 

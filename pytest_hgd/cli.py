@@ -24,6 +24,7 @@ from pytest_hgd.suite.ingest import (
 )
 from pytest_hgd.suite.suite_stats import (
     Suite,
+    calls_lines,
     growth_series,
     load_suite,
     render_stats,
@@ -200,12 +201,14 @@ def run_stats(args: argparse.Namespace) -> int:
     if suite is None:
         return EXIT_USAGE
     series = None
+    spent: list[str] = []
     if args.ledger is not None:
         ledger = read_ledger(args.ledger)
         for problem in ledger.problems:
             print(f"hgd: ledger: {problem}", file=sys.stderr)
         series = growth_series(ledger.records)
-    print("\n".join(render_stats(str(args.directory), suite, series, last=args.last)))
+        spent = calls_lines(ledger.records)
+    print("\n".join([*render_stats(str(args.directory), suite, series, last=args.last), *spent]))
     return EXIT_SOME_BAD if suite.problems else EXIT_OK
 
 

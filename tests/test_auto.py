@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from conftest import Gate, conversation
@@ -213,3 +214,50 @@ def test_a_python_agent_reports_usage_and_prices_make_a_cost(hgd: Gate) -> None:
     hgd.pytester.makeini("[pytest]\nhgd_agent = usage_agent:reply\nhgd_prices = gpt 1\n")
     bad = hgd.run(*args)
     bad.stderr.fnmatch_lines(["*ini hgd_prices: 'gpt 1': expected 'MODEL: INPUT OUTPUT'*"])
+
+
+def test_the_ledger_keeps_calls_and_tokens_and_hgd_stats_sums_them(hgd: Gate) -> None:
+    from pytest_hgd.storage.ledger import read_ledger
+
+    hgd.pytester.makepyfile(usage_agent=USAGE_AGENT)
+    hgd.pytester.makeini("[pytest]\nhgd_agent = usage_agent:reply\nhgd_prices = *: 1 1\n")
+    (hgd.path / "base.txt").write_text("good", encoding="utf-8")
+    (hgd.path / "cand.txt").write_text("good too", encoding="utf-8")
+    hgd.pairs("c.hgd.yaml", conversation({"id": "q", "customer": "q", "checks": CHECK}))
+    args = ("--hgd-baseline=base.txt", "--hgd-candidate=cand.txt", "--hgd-samples=auto")
+    hgd.run(*args).assert_outcomes(passed=1)
+    hgd.run(*args, "--hgd-html=r.html").assert_outcomes(passed=1)  # all from the cache now
+    ledger = hgd.path / ".hgd" / "ledger.jsonl"
+    first, second = read_ledger(ledger).records
+    assert first["calls"]["candidate"] == 2 and first["calls"]["fixed_k"]["candidate"] == 10
+    assert first["usage"]["candidate"]["input_tokens"] == 200
+    assert second["calls"]["candidate"] == 0 and second["usage"]["cost"]["total"] == 0
+    html = (hgd.path / "r.html").read_text(encoding="utf-8")
+    assert "agent calls" in html and "(+2 cached)" in html
+
+
+def test_hgd_stats_prints_calls_and_cost_over_the_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_hgd.cli import main
+    from pytest_hgd.core.record import new_record
+
+    ledger = tmp_path / "ledger.jsonl"
+    runs = [
+        {"calls": {"baseline": 4, "candidate": 4, "cache_hits": {"baseline": 0, "candidate": 0},
+                   "fixed_k": {"baseline": 20, "candidate": 20}},
+         "usage": {"baseline": {"input_tokens": 10, "output_tokens": 2, "calls": 4},
+                   "candidate": {"input_tokens": 10, "output_tokens": 2, "calls": 4},
+                   "cost": {"baseline": 0.5, "candidate": 0.5, "total": 1.0}}},
+        {"calls": {"baseline": 0, "candidate": 2, "cache_hits": {"baseline": 4, "candidate": 2}}},
+    ]  # fmt: skip
+    records = [new_record(candidate_hash="c" * 64, verdict="pass", pairs={}, **r) for r in runs]
+    ledger.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (tmp_path / "suite").mkdir()
+    assert main(["stats", str(tmp_path / "suite"), "--ledger", str(ledger)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "agent calls over 2 ledger runs: 10 made, 6 from the cache; fixed K would have made 42"
+        in out
+    )
+    assert "tokens: 20 in / 4 out; cost 1" in out

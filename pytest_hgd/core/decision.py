@@ -150,7 +150,8 @@ def decide_run(
     if limit is not None and pressure["value"] > limit:
         reasons.append(f"pressure {pressure['value']:.2f} above --hgd-max-pressure={limit:g}")
     verdict = gate.verdict(reasons)
-    record = {**record, "verdict": verdict, "pressure": pressure}
+    calls, usage = _calls(pairs, rollouts), _usage(pairs, evidence.agent, policy.prices)
+    record = {**record, "verdict": verdict, "pressure": pressure, "calls": calls, "usage": usage}
     points = (records.trend_point(r) for r in [*history, record])
     return RunDecision(
         pairs=pairs,
@@ -167,8 +168,8 @@ def decide_run(
         pressure=pressure,
         record=record,
         trend=[point for point in points if point is not None][-TREND_RUNS:],
-        calls=_calls(pairs, rollouts),
-        usage=_usage(pairs, evidence.agent, policy.prices),
+        calls=calls,
+        usage=usage,
         samples=_samples(pairs, policy.alpha),
     )
 

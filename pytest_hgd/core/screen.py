@@ -66,10 +66,11 @@ class Design:
         )
 
 
-def design_for(samples: int, cached_baseline: int | None) -> Design:
+def design_for(samples: int, cached_baseline: int | None, screen: int = SCREEN) -> Design:
     """The design of a pair of K = ``samples``: ``cached_baseline`` is how many baseline
-    samples the cache holds for it (None: no baseline prompt)."""
-    screen = min(SCREEN, samples)
+    samples the cache holds for it (None: no baseline prompt); ``screen``: the screen's
+    candidate samples (ini ``hgd_screen_samples``)."""
+    screen = min(screen, samples)
     if cached_baseline is None:
         return Design(screen, samples - screen, 0, 0)
     screen_baseline = max(cached_baseline, screen)

@@ -67,6 +67,7 @@ class Settings:
     http: HTTPOptions
     samples: int = 1  # K: with auto_samples, the most a screened pair draws
     auto_samples: bool = False  # --hgd-samples=auto: the screened design (core.screen)
+    screen_samples: int = 2  # candidate samples of a screen (core.screen)
     max_calls: int | None = None  # --hgd-max-calls: new agent calls the run may make
     allow_undecided: bool = False  # undecided pairs skip instead of failing the gate
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # per M tokens

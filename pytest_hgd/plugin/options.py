@@ -50,6 +50,12 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         "K of --hgd-samples=auto: the most replies per pair and prompt (default 10)",
     ),
     (
+        "--hgd-screen-samples",
+        "hgd_screen_samples",
+        "--hgd-samples=auto: candidate samples of the screen (default 2; 3 catches single"
+        " sharp drops as often as fixed K = 10, at about 1.1 more calls a pair)",
+    ),
+    (
         "--hgd-max-calls",
         "hgd_max_calls",
         "hard budget of new agent calls in the run; pairs it cannot pay for are undecided",
@@ -324,6 +330,13 @@ def resolve(config: pytest.Config) -> Settings:
         ),
         samples=samples if samples is not None else max_samples,
         auto_samples=samples is None,
+        screen_samples=r.parsed(
+            "--hgd-screen-samples",
+            "hgd_screen_samples",
+            _samples,
+            2,
+            "a whole number from 1 to 1000",
+        ),
         max_calls=r.parsed(
             "--hgd-max-calls", "hgd_max_calls", _non_negative, None, "a whole number >= 0"
         ),

@@ -87,14 +87,9 @@ class HGDSession:
             self.scheduler.uncacheable = self.redactor.finds
         self.all_items: list[pytest.Item] = []
         self.evaluator = Evaluator(
-            self.scheduler,
-            self.registry,
-            self.candidate,
-            self.baseline,
-            settings.samples,
-            settings.alpha,
-            auto=settings.auto_samples,
-        )
+            self.scheduler, self.registry, self.candidate, self.baseline, settings.samples,
+            settings.alpha, auto=settings.auto_samples, screen=settings.screen_samples,
+        )  # fmt: skip
         self.sampled = False
         self.runnable_count = 0
         self.pairs: list[dict[str, Any]] = []

@@ -15,7 +15,7 @@ from pytest_hgd.core.model import ALL_DELTAS as DELTAS
 from pytest_hgd.core.model import DELTAS_BY_SEVERITY as SEVERITY
 from pytest_hgd.reports.html_assets import SCRIPT, STYLE
 from pytest_hgd.reports.html_parts import _band, _e, _num, _rate, _short_time, _table
-from pytest_hgd.reports.summary import partial_text, pressure_components
+from pytest_hgd.reports.summary import calls_lines, partial_text, pressure_components
 from pytest_hgd.storage.cache import write_atomic
 
 
@@ -44,13 +44,9 @@ def _banner(report: Mapping[str, Any]) -> str:
     if agent:
         name = agent.get("target") or agent.get("model") or agent.get("kind") or json.dumps(agent)
         meta.append(("agent", _e(name)))
-    calls = report.get("calls") or {}
-    if calls:
-        hits = calls.get("cache_hits") or {}
-        made = (
-            f"{r} {calls.get(r, 0)} (+{hits.get(r, 0)} cached)" for r in ("baseline", "candidate")
-        )
-        meta.append(("agent calls", " · ".join(made)))
+    for line in calls_lines(report):  # agent calls (and a fixed-K run's), tokens and cost
+        name, _, value = line.partition(": ")
+        meta.append((_e(name), _e(value)))
     samples = report.get("samples") or {}
     if samples.get("max", 1) > 1:
         meta.append(

@@ -41,6 +41,7 @@ class Evaluator:
         samples: int,
         alpha: float,
         auto: bool = False,
+        screen: int = SCREEN,
     ) -> None:
         self.scheduler = scheduler
         self.registry = registry
@@ -54,6 +55,7 @@ class Evaluator:
         self.decisions: dict[str, Decision] = {}
         self.confirmations: dict[str, stats.PassCounts] = {}  # fresh samples of close pairs
         self.auto = auto  # --hgd-samples=auto: pairs without their own `samples:` are screened
+        self.screen = screen  # candidate samples of a screen
         self.designs: dict[str, Design] = {}
         self.screens: dict[str, stats.Screened] = {}  # a screened pair: design, screen passes
         self.undecided: dict[str, str] = {}  # pairs the call budget left short: why
@@ -116,10 +118,10 @@ class Evaluator:
         return False
 
     def _submit_screen(self, node_id: str, pair: Pair) -> dict[Role, list[ReplyFuture]]:
-        """The screen: SCREEN candidate samples; the baseline's cached pool, drawn up to
-        SCREEN samples when the cache holds fewer. The pair's design follows the cache."""
+        """The screen: ``self.screen`` candidate samples; the baseline's cached pool, drawn
+        up to as many when the cache holds fewer. The pair's design follows the cache."""
         samples = self.samples(pair)
-        screen = min(SCREEN, samples)
+        screen = min(self.screen, samples)
         pool: list[ReplyFuture] = []
         cached: int | None = None
         draws = [(Role.CANDIDATE, 0, screen)]
@@ -132,7 +134,7 @@ class Evaluator:
         futures = {role: self._draw(role, pair, start, stop) for role, start, stop in draws}
         if Role.BASELINE in futures:
             futures[Role.BASELINE] = pool + futures[Role.BASELINE]
-        self.designs[node_id] = design_for(samples, cached)
+        self.designs[node_id] = design_for(samples, cached, self.screen)
         return futures
 
     def _go_on(self, batch: Sequence[tuple[str, Pair]], progress: Progress | None) -> None:

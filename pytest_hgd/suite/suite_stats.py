@@ -277,6 +277,41 @@ def growth_series(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]
     return series
 
 
+def calls_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Agent calls, tokens and cost summed over the ledger's runs that recorded them."""
+    made = cached = fixed = tokens_in = tokens_out = runs = 0
+    cost: float | None = None
+    for record in records:
+        calls = record.get("calls")
+        if not isinstance(calls, Mapping):
+            continue
+        runs += 1
+        sides = [calls.get(r, 0) for r in ("baseline", "candidate")]
+        hits = calls.get("cache_hits") or {}
+        made += sum(x for x in sides if isinstance(x, int))
+        cached += sum(x for x in hits.values() if isinstance(x, int))
+        would = calls.get("fixed_k") or {}
+        fixed += sum(x for x in would.values() if isinstance(x, int)) or sum(sides)
+        usage = record.get("usage") or {}
+        for role in ("baseline", "candidate"):
+            side = usage.get(role) or {}
+            tokens_in += side.get("input_tokens", 0)
+            tokens_out += side.get("output_tokens", 0)
+        priced = usage.get("cost")
+        if isinstance(priced, Mapping) and isinstance(priced.get("total"), int | float):
+            cost = (cost or 0.0) + priced["total"]
+    if not runs:
+        return []
+    lines = [
+        f"agent calls over {runs} ledger runs: {made} made, {cached} from the cache; "
+        f"fixed K would have made {fixed}"
+    ]
+    if tokens_in or tokens_out:
+        priced_text = f"; cost {cost:.4g}" if cost is not None else ""
+        lines.append(f"  tokens: {tokens_in} in / {tokens_out} out{priced_text}")
+    return lines
+
+
 def _by(counter: Mapping[str, int], order: Sequence[str]) -> str:
     return ", ".join(f"{name} {counter.get(name, 0)}" for name in order)
 
