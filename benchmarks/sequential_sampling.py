@@ -16,6 +16,14 @@ dropping by .15, over the .97 and the Beta-mix suites.
 
     python benchmarks/sequential_sampling.py              # 2000 runs a row, ~10 min, 2 cores
     python benchmarks/sequential_sampling.py --runs 200   # a quick look
+    python benchmarks/sequential_sampling.py --e2e 5 --only none   # the plugin itself, ~1 min
+
+``--e2e R`` also runs the real plugin R times per row (``pytest --hgd --hgd-samples=auto`` in
+a child process) on 200 pairs of the Beta mix, with the agent of ``gate_soundness.py``'s e2e
+rows (replies drawn by hash with each pair's known rate), cold (``--hgd-no-cache``) and warm
+(the baseline's 10 samples cached by a first run, a new candidate prompt with the same
+rates). It counts the calls the plugin reports, compares them with the simulated row, and
+checks that ``core.pairs.decide_pairs`` reproduces every reported delta and p-value.
 
 Targets (issue 20): no-op block rate's 95 % upper end <= 5 % in every row; detection within
 3 points of fixed K = 10 or better; mean new candidate calls a pair with a warm baseline
@@ -26,13 +34,17 @@ at .97. Exit status 0 when every target is met.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from random import Random
+from typing import Any
 
 from pytest_hgd.core import stats
 from pytest_hgd.core.screen import SCREEN, design_for
@@ -261,6 +273,64 @@ def render(results: Sequence[Result]) -> tuple[list[str], bool]:
     return lines, met
 
 
+def e2e_rows(runs: int, seed: int, alpha: float) -> tuple[list[str], bool]:
+    """The plugin itself on the Beta mix, no-op and with five drops, cold and warm."""
+    import gate_soundness as gs  # beside this script: its e2e suite and agent
+
+    from pytest_hgd.core.pairs import decide_pairs
+
+    lines = [
+        "| e2e scenario | baseline | runs | blocked | candidate + baseline calls a pair "
+        "(simulated) | decide_pairs reproduced |",
+        "|---|---|---|---|---|---|",
+    ]
+    ok = True
+    for scenario in ("noop", "a"):
+        for warm in (False, True):
+            case = Case(gs.PAIRS, "mix", scenario, warm)
+            base, cand = suite_rates(case, seed)
+            simulated = run_case(case, 200, seed, alpha)
+            rows = [_e2e_run(gs, case, base, cand, f"{seed}/{r}", alpha) for r in range(runs)]
+            reproduced = sum(
+                [(p["delta"], p.get("p_value")) for p in decide_pairs(report["pairs"], alpha)]
+                == [(p["delta"], p.get("p_value")) for p in report["pairs"]]
+                for report in rows
+            )
+            ok = ok and reproduced == runs
+            per = runs * gs.PAIRS
+            made_c = sum(r["calls"]["candidate"] for r in rows) / per
+            made_b = sum(r["calls"]["baseline"] for r in rows) / per
+            blocked = sum(r["counts"]["regressed"] > 0 for r in rows)
+            lines.append(
+                f"| {scenario} | {'warm' if warm else 'cold'} | {runs} | {blocked} "
+                f"| {made_c:.2f} + {made_b:.2f} ({simulated.auto_candidate_calls:.2f} + "
+                f"{simulated.auto_baseline_calls:.2f}) | {reproduced}/{runs} |"
+            )
+    return lines, ok
+
+
+def _e2e_run(
+    gs: Any, case: Case, base: list[float], cand: list[float], run_seed: str, alpha: float
+) -> dict[str, Any]:
+    """One real gate run; warm: a first run caches the baseline's 10 samples a pair."""
+    scenario = gs.Scenario(case.scenario, "", tuple(base), tuple(cand), case.scenario != "noop")
+    with tempfile.TemporaryDirectory() as temp:
+        directory = Path(temp)
+        gs._write_suite(directory, scenario, run_seed)
+        if not case.warm:
+            gs._pytest_gate(directory, "auto", alpha, "--hgd-no-cache")
+        else:
+            gs._pytest_gate(directory, K, alpha)  # caches 10 samples under both prompts
+            fresh = gs.CANDIDATE_PROMPT + "Thank the customer.\n"
+            rates = json.loads((directory / "rates.json").read_text())
+            rates["rates"][fresh] = list(cand)
+            (directory / "rates.json").write_text(json.dumps(rates))
+            (directory / "cand.txt").write_text(fresh)
+            gs._pytest_gate(directory, "auto", alpha)
+        report: dict[str, Any] = json.loads((directory / "report.json").read_text())
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=2000, help="simulated gate runs per row")
@@ -270,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--screen", type=int, default=SCREEN, help="candidate screen samples")
     parser.add_argument("--only", default="", help="scenarios to run, e.g. noop,b (default all)")
+    parser.add_argument("--e2e", type=int, default=0, help="real plugin runs per e2e row")
     args = parser.parse_args(argv)
     sizes = {int(s) for s in args.sizes.split(",")}
     only = set(filter(None, args.only.split(",")))
@@ -277,7 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = [(args.runs, args.seed, args.alpha, args.screen)] * len(todo)
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(run_case, todo, *zip(*settings, strict=True)))
-    lines, met = render(results)
+    lines, met = render(results) if results else ([], True)
+    if args.e2e:
+        e2e_lines, e2e_ok = e2e_rows(args.e2e, args.seed, args.alpha)
+        lines += ["", *e2e_lines]
+        met = met and e2e_ok
     print(
         f"(f) --hgd-samples=auto (screen {args.screen}) against fixed K = {K}: "
         f"{args.runs} runs a row, alpha {args.alpha}"

@@ -70,8 +70,8 @@ def _judge(
     errors = 0
     for node_id, pair in plan.pairs:
         _, evaluation = evaluator.evaluate(node_id, pair)
-        if evaluation.error is not None:
-            errors += 1
+        if evaluation.error is not None or node_id in evaluator.undecided:
+            errors += 1  # not checked (an agent error, or --hgd-max-calls spent): no pass
             continue
         mutant_counts = stats.PassCounts(evaluation.passes, evaluation.runs)
         counts.append((plan.reference[node_id], mutant_counts))
