@@ -234,6 +234,7 @@ def test_the_ledger_keeps_calls_and_tokens_and_hgd_stats_sums_them(hgd: Gate) ->
     assert second["calls"]["candidate"] == 0 and second["usage"]["cost"]["total"] == 0
     html = (hgd.path / "r.html").read_text(encoding="utf-8")
     assert "agent calls" in html and "(+2 cached)" in html
+    assert "agent calls over these runs: 4 made; cost 0.000428" in html
 
 
 def test_hgd_stats_prints_calls_and_cost_over_the_ledger(
@@ -261,3 +262,15 @@ def test_hgd_stats_prints_calls_and_cost_over_the_ledger(
         in out
     )
     assert "tokens: 20 in / 4 out; cost 1" in out
+
+
+def test_auto_with_rollouts_and_last_failed(hgd: Gate) -> None:
+    args = (*suite(hgd, {**GOOD, "drop": "bad"}), "--hgd-samples=auto", "--hgd-rollout")
+    first = hgd.run(*args, "-p", "cacheprovider")
+    first.assert_outcomes(passed=8, failed=2)  # the drop, and the conversation's rollout
+    assert hgd.report()["rollouts"][0]["delta"] == "regressed"
+    again = hgd.run(*args, "-p", "cacheprovider", "--lf")
+    again.assert_outcomes(failed=2)
+    report = hgd.report()
+    assert report["partial"] is True and pairs(hgd)["drop"]["delta"] == "regressed"
+    assert pairs(hgd)["drop"]["screen"]["went_on"] is True

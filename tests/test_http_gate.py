@@ -185,3 +185,32 @@ def test_the_http_agent_reads_each_calls_usage_into_the_report(
     # one call (both pairs ask the same): 3 + 2 words in
     assert usage["candidate"]["calls"] == 1 and usage["candidate"]["input_tokens"] == 5
     assert usage["model"] == "test-model" and usage["cost"]["total"] == pytest.approx(5.0)
+
+
+def test_auto_samples_with_the_http_agent(hgd: Gate, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reply passes: each pair stops at its screen of 2 calls."""
+    monkeypatch.setenv("HGD_E2E_KEY", SECRET)
+    (hgd.path / "p.txt").write_text("prompt", encoding="utf-8")
+    hgd.pairs(
+        "c.hgd.yaml",
+        conversation(
+            *(
+                {"id": f"q{i}", "customer": f"q{i}", "checks": [{"contains": "Re"}]}
+                for i in range(3)
+            )
+        ),
+    )
+    with OpenAIServer() as server:
+        http_ini(hgd, server)
+        server.push()
+        result = hgd.run_subprocess(
+            "--hgd-candidate=p.txt", "--hgd-report=report.json", "--hgd-samples=auto"
+        )
+        calls = server.calls
+    result.assert_outcomes(passed=3)
+    assert calls == 6
+    report = hgd.report()
+    assert all(
+        p["screen"]["went_on"] is False and p["delta"] == "new_pass" for p in report["pairs"]
+    )
+    assert report["calls"]["fixed_k"] == {"baseline": 0, "candidate": 30}

@@ -153,12 +153,21 @@ def trend_point(record: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     constraints = pressure.get("constraints")
     count = constraints.get("value") if isinstance(constraints, Mapping) else None
+    calls = record.get("calls")
+    made = [calls.get(r) for r in ROLES] if isinstance(calls, Mapping) else []
+    cost = (
+        (record.get("usage") or {}).get("cost")
+        if isinstance(record.get("usage"), Mapping)
+        else None
+    )
     return {
         "time": record.get("time"),
         "pressure": pressure["value"],
         "constraints": count if isinstance(count, int) else None,
         "verdict": record.get("verdict"),
         "candidate": record.get("baseline_hash") not in (None, record.get("candidate_hash")),
+        "calls": sum(made) if made and all(isinstance(x, int) for x in made) else None,
+        "cost": cost.get("total") if isinstance(cost, Mapping) else None,
     }
 
 

@@ -207,15 +207,34 @@ def _trend(trend: Sequence[Mapping[str, Any]]) -> str:
         f"<tr><td class=num>{i + 1}</td><td>{_e(p.get('time') or '')}</td>"
         f"<td class=num>{_num(p['pressure'], 3)}</td>"
         f"<td class=num>{_e(p.get('constraints', '—'))}</td>"
-        f"<td>{_e(p.get('verdict') or '—')}</td></tr>"
+        f"<td>{_e(p.get('verdict') or '—')}</td>"
+        f"<td class=num>{_e(_or_dash(p.get('calls')))}</td>"
+        f"<td class=num>{_e(_or_dash(p.get('cost'), '.4g'))}</td></tr>"
         for i, p in enumerate(trend)
     )
-    head = ["num:run", "time", "num:pressure", "num:constraints", "verdict"]
+    head = [
+        "num:run",
+        "time",
+        "num:pressure",
+        "num:constraints",
+        "verdict",
+        "num:calls",
+        "num:cost",
+    ]
+    made = [p["calls"] for p in trend if isinstance(p.get("calls"), int)]
+    costs = [p["cost"] for p in trend if isinstance(p.get("cost"), int | float)]
+    spent = f"agent calls over these runs: {sum(made)} made" if made else ""
+    spent += f"; cost {sum(costs):.4g}" if costs else ""
     return (
         f'<section id="trend"><h2>Pressure over the last {len(trend)} ledger runs</h2>'
-        f"{_chart(trend)}<details><summary class=muted>data</summary>"
+        + (f"<p id=spent class=muted>{_e(spent)}</p>" if spent else "")
+        + f"{_chart(trend)}<details><summary class=muted>data</summary>"
         f"{_table('id=trend-table', head, rows)}</details></section>"
     )
+
+
+def _or_dash(value: object, spec: str = "") -> str:
+    return "—" if value is None else format(value, spec)
 
 
 def _rate_bars(baseline: object, candidate: object) -> str:
