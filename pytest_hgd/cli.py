@@ -289,3 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `hgd review DIR | head`
         sys.stderr.close()
         return EXIT_SOME_BAD
+
+
+if __name__ == "__main__":  # python -m pytest_hgd.cli, as python -m pytest_hgd
+    sys.exit(main())

@@ -62,8 +62,8 @@ def test_pairs_that_pass_the_screen_stop_and_a_drop_draws_all_k(hgd: Gate) -> No
             " 52 agent calls made",
             "*regressed: locked pair c.hgd.yaml::drop*",
             "auto samples: 8 pairs decided at the screen of 2, 1 went on to K = 10",
-            "agent calls: baseline 26 (+0 cached), candidate 26 (+0 cached);"
-            " a fixed K = 10 run: 180 (128 saved)",
+            "agent calls: baseline 26 (+0 cached), candidate 26 (+0 cached); for the screened"
+            " pairs a fixed K = 10 run would make 180, auto made 52 (128 saved)",
         ]
     )
 
@@ -152,12 +152,22 @@ def test_a_call_budget_leaves_pairs_undecided_and_they_fail_the_gate(hgd: Gate) 
     undecided = [p for p in report["pairs"] if p["delta"] == "undecided"]
     assert all("--hgd-max-calls" in p["undecided"] for p in undecided)
     assert all(p["candidate"] is None for p in undecided)
-    result.stdout.fnmatch_lines(["*undecided: locked pair c.hgd.yaml::*budget*", "*4 undecided*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*undecided: locked pair c.hgd.yaml::*budget*",
+            "hgd: --hgd-max-calls=10: 10 spent, 0 left",
+            "deltas: 5 kept, 4 undecided",
+            "  undecided  c.hgd.yaml::k4",
+            "*undecided: the --hgd-max-calls budget could not pay for its next 2 agent calls",
+            "next: 4 pairs are undecided: raise --hgd-max-calls (or drop it) and run again",
+        ]
+    )
     assert "undecided" in (hgd.path / "s.md").read_text(encoding="utf-8")
     hgd.reset_calls()
     allowed = hgd.run(*args, "--hgd-max-calls=10", "--hgd-allow-undecided")
     allowed.assert_outcomes(passed=5, skipped=4)
     assert hgd.report()["verdict"] == "pass" and len(hgd.calls()) == 10
+    allowed.stdout.fnmatch_lines(["next: not a full verdict: 4 pairs are undecided*"])
 
 
 def test_under_auto_the_budget_pays_for_screens_first(hgd: Gate) -> None:
@@ -201,16 +211,17 @@ def test_a_python_agent_reports_usage_and_prices_make_a_cost(hgd: Gate) -> None:
     assert usage["candidate"] == {"input_tokens": 600, "output_tokens": 42, "calls": 6}
     assert usage["baseline"] == usage["candidate"]  # two screen samples a pair, cold
     assert usage["cost"]["total"] == pytest.approx(2 * (600 * 1.5 + 42 * 10) / 1e6)
-    assert report["calls"]["fixed_k"] == {"baseline": 30, "candidate": 30}
+    assert report["calls"]["fixed_k"] == {"baseline": 30, "candidate": 30, "auto": 12}
     result.stdout.fnmatch_lines(
         [
             "hgd: auto samples: 3 pairs decided at the screen, 0 went on, 0 undecided; 12 agent calls made",
-            "agent calls: baseline 6 (+0 cached), candidate 6 (+0 cached); a fixed K = 10 run: 60 (48 saved)",
+            "agent calls: baseline 6 (+0 cached), candidate 6 (+0 cached); for the screened"
+            " pairs a fixed K = 10 run would make 60, auto made 12 (48 saved)",
             "tokens: baseline 600 in / 42 out, candidate 600 in / 42 out; "
             "cost 0.00264 at usage_agent:reply's price",
         ]
     )
-    assert "a fixed K = 10 run: 60 (48 saved)" in (hgd.path / "s.md").read_text(encoding="utf-8")
+    assert "auto made 12 (48 saved)" in (hgd.path / "s.md").read_text(encoding="utf-8")
     hgd.pytester.makeini("[pytest]\nhgd_agent = usage_agent:reply\nhgd_prices = gpt 1\n")
     bad = hgd.run(*args)
     bad.stderr.fnmatch_lines(["*ini hgd_prices: 'gpt 1': expected 'MODEL: INPUT OUTPUT'*"])
@@ -274,3 +285,42 @@ def test_auto_with_rollouts_and_last_failed(hgd: Gate) -> None:
     report = hgd.report()
     assert report["partial"] is True and pairs(hgd)["drop"]["delta"] == "regressed"
     assert pairs(hgd)["drop"]["screen"]["went_on"] is True
+
+
+def test_a_larger_screen_draws_more_before_stopping(hgd: Gate) -> None:
+    args = (*suite(hgd, {**GOOD, "drop": "bad"}), "--hgd-samples=auto", "--hgd-no-cache")
+    hgd.run(*args, "--hgd-screen-samples=3", "--hgd-max-samples=6").assert_outcomes(
+        passed=8, failed=1
+    )
+    calls = calls_by_prompt(hgd)
+    assert calls[("candidate", "k0")] == calls[("baseline", "k0")] == 3
+    assert calls[("candidate", "drop")] == calls[("baseline", "drop")] == 6
+    assert pairs(hgd)["drop"]["screen"]["design"] == [3, 3, 3, 3]
+
+
+def test_a_warm_cache_saves_nothing_and_is_not_counted_as_saved(hgd: Gate) -> None:
+    """After a fixed K = 10 run every sample is cached: auto and fixed K both call nothing."""
+    args = suite(hgd, {**GOOD, "drop": "good"})
+    hgd.run(*args, "--hgd-samples=10").assert_outcomes(passed=9)
+    hgd.run(*args, "--hgd-samples=auto").assert_outcomes(passed=9)
+    assert hgd.report()["calls"]["fixed_k"] == {"baseline": 0, "candidate": 0, "auto": 0}
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ("hgd_prices = *: nan 1", "*ini hgd_prices: '*: nan 1': expected*"),
+        ("hgd_prices = *: 1 inf", "*ini hgd_prices: '*: 1 inf': expected*"),
+        ("hgd_prices =\n    m: 1 1\n    m: 2 2", "*ini hgd_prices: 'm' is priced twice*"),
+        (
+            "hgd_samples = auto\nhgd_max_samples = 2",
+            "*--hgd-max-samples=2 must be above --hgd-screen-samples=2 with --hgd-samples=auto*",
+        ),
+    ],
+)
+def test_settings_that_cannot_work_are_usage_errors(hgd: Gate, ini: str, message: str) -> None:
+    hgd.prompt("p.txt", {"*": "good"})
+    hgd.pytester.makeini(f"[pytest]\nhgd_agent = hgd_agent:reply\n{ini}\n")
+    result = hgd.run("--hgd-candidate=p.txt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

@@ -213,4 +213,4 @@ def test_auto_samples_with_the_http_agent(hgd: Gate, monkeypatch: pytest.MonkeyP
     assert all(
         p["screen"]["went_on"] is False and p["delta"] == "new_pass" for p in report["pairs"]
     )
-    assert report["calls"]["fixed_k"] == {"baseline": 0, "candidate": 30}
+    assert report["calls"]["fixed_k"] == {"baseline": 0, "candidate": 30, "auto": 6}

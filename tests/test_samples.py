@@ -52,7 +52,7 @@ def test_significant_drop_regresses_and_noise_does_not(hgd: Gate) -> None:
             "*one-sided exact test: p = 0.00397*",
             "*(5/5 → 0/5 passed, p = 0.00397) contains: missing 'good'*",
             "samples: up to 5 per pair and prompt, alpha 0.05",
-            "suite sign test: 0 improved, 2 worsened, 1 unchanged; p = 0.25 (candidate worse)",
+            "suite sign test: 0 improved, 2 worsened, 1 unchanged; p = 0.25 that the candidate is worse",
             "flaky pairs (baseline pass rate strictly between 0 and 1): 1",
             "  c.hgd.yaml::noise: 4/5",
         ]

@@ -215,7 +215,9 @@ def _change(items: Sequence[Payload], strict: bool, reasons: Sequence[str]) -> d
         if item["delta"] not in ("error", "undecided")
         and gate.fails_gate(Delta(item["delta"]), strict)
     ]
-    change = "accepted" if not reasons else "rejected" if rejecting else "inconclusive"
+    undecided = any(item["delta"] == "undecided" for item in items)
+    accepted = not reasons and not undecided  # an untested pair is no acceptance
+    change = "accepted" if accepted else "rejected" if rejecting else "inconclusive"
     others = sum(1 for item in rejecting if item.get("rollout") or item["delta"] != "regressed")
     return {"change": change, "other_blockers": others}
 

@@ -34,24 +34,21 @@ def calls(pairs: Sequence[Payload], rollouts: Sequence[Payload] = ()) -> dict[st
 
 
 def fixed_k_calls(pairs: Sequence[Payload]) -> dict[str, int] | None:
-    """The calls a run of fixed K would have made, per prompt, when pairs were screened
-    (``--hgd-samples=auto``): K under each prompt less what the cache held; None when none
-    was. A pair of fixed K counts what it made."""
-    if not any(p.get("screen") for p in pairs):
+    """With screened pairs (``--hgd-samples=auto``): the new calls a run of fixed K would
+    have made for the screened pairs that were decided, per prompt (their K samples the cache
+    did not hold when the run began: ``fixed_k`` in each payload), and ``auto``, what this
+    run made for those same samples (a confirmation's fresh baseline samples, which either
+    run draws for a close pair, left out of both). None when no pair was screened."""
+    screened = [p for p in pairs if p.get("fixed_k") and p.get("delta") != "undecided"]
+    if not screened:
         return None
-    fixed = dict.fromkeys(ROLES, 0)
-    for pair in pairs:
-        samples = pair.get("samples", 1)
+    fixed = {role: sum(p["fixed_k"].get(role, 0) for p in screened) for role in ROLES}
+    made = 0
+    for pair in screened:
         for role in ROLES:
-            result = pair.get(role)
-            if not result:
-                continue
-            made = result.get("called", 0)
-            if pair.get("screen"):
-                fixed[role] += samples - min(samples, result["runs"] - made)
-            else:
-                fixed[role] += made
-    return fixed
+            result = pair.get(role) or {}
+            made += result.get("called", 0) - (result.get("confirm") or [0, 0])[1]
+    return {**fixed, "auto": made}
 
 
 def usage(pairs: Sequence[Payload]) -> dict[str, dict[str, int]]:
@@ -73,10 +70,10 @@ def cost(
     if price is None:
         return None
     each = {
-        role: (t["input_tokens"] * price[0] + t["output_tokens"] * price[1]) / 1e6
+        role: round((t["input_tokens"] * price[0] + t["output_tokens"] * price[1]) / 1e6, 9)
         for role, t in tokens.items()
     }
-    return {**each, "total": sum(each.values())}
+    return {**each, "total": round(sum(each.values()), 9)}
 
 
 def max_samples(pairs: Sequence[Payload]) -> int:

@@ -12,8 +12,12 @@ def next_command(
     report: Mapping[str, Any], args: list[str], *, has_baseline: bool, lf_works: bool
 ) -> str:
     """What to do next. ``lf_works``: pytest's cache provider is on, so ``--lf`` works."""
+    undecided = (report.get("counts") or {}).get("undecided", 0)
+    budget = f"{undecided} pairs are undecided: raise --hgd-max-calls (or drop it) and run again"
     if report["verdict"] == "fail":
         failing = [*report["pairs"], *report["rollouts"]]
+        if undecided and not any(p["delta"] in ("regressed", "new_fail", "error") for p in failing):
+            return budget
         if any(p["delta"] == "error" for p in failing) and not any(
             p["delta"] in ("regressed", "new_fail") for p in failing
         ):
@@ -26,6 +30,8 @@ def next_command(
             "run every enforced pair (no -k, -m, --lf, --deselect, node ids or -x) "
             "for the gate's verdict"
         )
+    if undecided:
+        return f"not a full verdict: {budget}"
     if not has_baseline:
         command = shlex.join(["pytest", *args])
         return f"compare against the champion: {command} --hgd-baseline=git:main:PATH"

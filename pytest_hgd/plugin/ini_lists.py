@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import pytest
@@ -36,11 +37,14 @@ def parse_prices(lines: Iterable[str]) -> dict[str, tuple[float, float]]:
             tokens_in, tokens_out = (float(n) for n in numbers.split())
         except ValueError:
             tokens_in = tokens_out = -1.0
-        if not sep or not model.strip() or min(tokens_in, tokens_out) < 0:
+        finite = math.isfinite(tokens_in) and math.isfinite(tokens_out)
+        if not sep or not model.strip() or not finite or min(tokens_in, tokens_out) < 0:
             raise pytest.UsageError(
                 f"ini hgd_prices: {line!r}: expected 'MODEL: INPUT OUTPUT', two prices per "
                 "million tokens >= 0 (e.g. 'gpt-4o-mini: 0.15 0.60')"
             )
+        if model.strip() in prices:
+            raise pytest.UsageError(f"ini hgd_prices: {model.strip()!r} is priced twice")
         prices[model.strip()] = (tokens_in, tokens_out)
     return prices
 

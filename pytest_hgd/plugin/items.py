@@ -198,6 +198,7 @@ class PairItem(GateItem):
         screen = evaluator.screens.get(self.nodeid)
         if screen is not None:
             self.hgd_payload["screen"] = screen_payload(screen)
+            self.hgd_payload["fixed_k"] = evaluator.fixed_k.get(self.nodeid)
         if baseline is not None and baseline.runs > 1:
             self.hgd_payload["flaky"] = flaky(PassCounts(baseline.passes, baseline.runs))
         strict = self.session_state.settings.strict

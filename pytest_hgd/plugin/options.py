@@ -52,8 +52,9 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "--hgd-screen-samples",
         "hgd_screen_samples",
-        "--hgd-samples=auto: candidate samples of the screen (default 2; 3 catches single"
-        " sharp drops as often as fixed K = 10, at about 1.1 more calls a pair)",
+        "--hgd-samples=auto: samples of a pair's screen under each prompt (default 2; 3"
+        " catches a single sharp drop about as often as fixed K = 10, for 1.1 to 1.5 more"
+        " calls a pair)",
     ),
     (
         "--hgd-max-calls",
@@ -269,6 +270,14 @@ def resolve(config: pytest.Config) -> Settings:
     max_samples = r.parsed(
         "--hgd-max-samples", "hgd_max_samples", _samples, 10, "a whole number from 1 to 1000"
     )
+    screen = r.parsed(
+        "--hgd-screen-samples", "hgd_screen_samples", _samples, 2, "a whole number from 1 to 1000"
+    )
+    if samples is None and max_samples <= screen:
+        raise pytest.UsageError(
+            f"--hgd-max-samples={max_samples} must be above --hgd-screen-samples={screen} with "
+            "--hgd-samples=auto: a pair that goes on past its screen draws up to K samples"
+        )
     agent, _, _ = r.raw("--hgd-agent", "hgd_agent")
     if not agent:
         raise pytest.UsageError(
@@ -330,13 +339,7 @@ def resolve(config: pytest.Config) -> Settings:
         ),
         samples=samples if samples is not None else max_samples,
         auto_samples=samples is None,
-        screen_samples=r.parsed(
-            "--hgd-screen-samples",
-            "hgd_screen_samples",
-            _samples,
-            2,
-            "a whole number from 1 to 1000",
-        ),
+        screen_samples=screen,
         max_calls=r.parsed(
             "--hgd-max-calls", "hgd_max_calls", _non_negative, None, "a whole number >= 0"
         ),

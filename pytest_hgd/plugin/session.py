@@ -338,6 +338,9 @@ class HGDSession:
                 f"reply cache: {self.cache.tampered} cached replies did not match their digest "
                 f"(edited in {self.cache.path}?): not used, the agent was called instead"
             )
+        left, budget = self.scheduler.budget, self.settings.max_calls
+        if left is not None and budget is not None and not is_worker(self.config):
+            self.notes.append(f"--hgd-max-calls={budget}: {budget - left} spent, {left} left")
         if is_worker(self.config):
             self.selection.hand_to_controller(self.config)
         if is_worker(self.config) or session.config.option.collectonly:

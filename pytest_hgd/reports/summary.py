@@ -62,13 +62,11 @@ def calls_lines(report: Mapping[str, Any]) -> list[str]:
     )
     fixed = calls.get("fixed_k")
     if fixed:
-        made = (
-            calls.get("baseline", 0)
-            + calls.get("candidate", 0)
-            - sum(calls.get("rollouts", {}).values())
-        )
         would = fixed["baseline"] + fixed["candidate"]
-        line += f"; a fixed K = {report['samples']['max']} run: {would} ({would - made} saved)"
+        line += (
+            f"; for the screened pairs a fixed K = {report['samples']['max']} run would make "
+            f"{would}, auto made {fixed['auto']} ({would - fixed['auto']} saved)"
+        )
     lines = [line]
     usage = report.get("usage") or {}
     sides = [(role, usage.get(role) or {}) for role in ("baseline", "candidate")]
@@ -100,6 +98,8 @@ def _problem_pairs(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def _failure_text(pair: Mapping[str, Any]) -> str:
     if pair.get("error"):
         return f"error: {pair['error']}"
+    if pair.get("undecided"):
+        return f"undecided: {pair['undecided']}"
     result = pair.get("candidate") or {}
     reply = result.get("reply") or ""
     text = f"{result.get('failed_check')}: {result.get('message')} — reply: {reply!r}"
@@ -126,13 +126,17 @@ def pressure_text(pressure: Mapping[str, Any]) -> str:
 
 def _screen_lines(report: Mapping[str, Any]) -> list[str]:
     """--hgd-samples=auto: how many pairs stopped at the screen and how many went on."""
-    screens = [p["screen"] for p in report.get("pairs", []) if p.get("screen")]
-    if not screens:
+    screened = [p for p in report.get("pairs", []) if p.get("screen")]
+    if not screened:
         return []
-    went_on = sum(1 for s in screens if s["went_on"])
+    stopped = sum(1 for p in screened if not p["screen"]["went_on"])
+    went_on = sum(1 for p in screened if p["screen"]["went_on"] and p["delta"] != "undecided")
+    undecided = report["counts"].get("undecided", 0)
+    left = f", {undecided} undecided" if undecided else ""
     return [
-        f"auto samples: {len(screens) - went_on} pairs decided at the screen of "
-        f"{screens[0]['design'][0]}, {went_on} went on to K = {report['samples']['max']}"
+        f"auto samples: {stopped} pairs decided at the screen of "
+        f"{screened[0]['screen']['design'][0]}, {went_on} went on to K = "
+        f"{report['samples']['max']}{left}"
     ]
 
 
@@ -149,7 +153,8 @@ def _sampling_lines(report: Mapping[str, Any]) -> list[str]:
     if suite:
         lines.append(
             f"suite sign test: {suite['improved']} improved, {suite['worsened']} worsened, "
-            f"{suite['unchanged']} unchanged; p = {suite['p_value']:.3g} (candidate worse)"
+            f"{suite['unchanged']} unchanged; p = {suite['p_value']:.3g} that the candidate is "
+            "worse"
         )
     lines += _screen_lines(report)
     untestable = sum(

@@ -59,6 +59,7 @@ class Evaluator:
         self.designs: dict[str, Design] = {}
         self.screens: dict[str, stats.Screened] = {}  # a screened pair: design, screen passes
         self.undecided: dict[str, str] = {}  # pairs the call budget left short: why
+        self.fixed_k: dict[str, dict[str, int]] = {}  # a screened pair: a fixed-K run's calls
 
     def samples(self, pair: Pair) -> int:
         return pair.samples or self.default_samples
@@ -113,7 +114,7 @@ class Evaluator:
         if not need:
             return False
         self.undecided[node_id] = (
-            f"the --hgd-max-calls budget could not pay for its {needed} further agent calls"
+            f"the --hgd-max-calls budget could not pay for its next {needed} agent calls"
         )
         return False
 
@@ -129,6 +130,13 @@ class Evaluator:
             self._add_pool(pair, pool)
             cached = len(pool)
             draws.append((Role.BASELINE, cached, max(cached, screen)))
+        messages = pair.messages()
+        self.fixed_k[node_id] = {  # what a fixed-K run would call, the cache as it is now
+            role.value: self.scheduler.new_calls(
+                (prompt.text, messages, sample) for sample in range(samples)
+            )
+            for role, prompt in self.prompts
+        }
         if not self._afford(node_id, pair, draws):
             return {}
         futures = {role: self._draw(role, pair, start, stop) for role, start, stop in draws}
@@ -248,7 +256,12 @@ class Evaluator:
 
     def screen_status(self) -> str:
         """Where the screened pairs stand: decided at the screen, gone on, undecided."""
-        went_on = sum(1 for design, c, b in self.screens.values() if design.goes_on(c, b))
+        went_on = sum(
+            1
+            for node_id, (design, c, b) in self.screens.items()
+            if design.goes_on(c, b) and node_id not in self.undecided
+        )
+        stopped = sum(1 for design, c, b in self.screens.values() if not design.goes_on(c, b))
         made = sum(
             1
             for sides in self.evaluated.values()
@@ -258,7 +271,7 @@ class Evaluator:
             if not reply.cached
         )
         return (
-            f"hgd: auto samples: {len(self.screens) - went_on} pairs decided at the screen, "
+            f"hgd: auto samples: {stopped} pairs decided at the screen, "
             f"{went_on} went on, {len(self.undecided)} undecided; {made} agent calls made"
         )
 
