@@ -324,3 +324,16 @@ def test_settings_that_cannot_work_are_usage_errors(hgd: Gate, ini: str, message
     result = hgd.run("--hgd-candidate=p.txt")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_prices_without_a_line_for_the_model_say_so(hgd: Gate) -> None:
+    hgd.pytester.makepyfile(usage_agent=USAGE_AGENT)
+    hgd.pytester.makeini("[pytest]\nhgd_agent = usage_agent:reply\nhgd_prices = gpt-4o: 1 2\n")
+    hgd.prompt("p.txt", {"*": "good"})
+    hgd.pairs("c.hgd.yaml", conversation({"id": "q", "customer": "q", "checks": CHECK}))
+    result = hgd.run("--hgd-candidate=p.txt", "--hgd-report=report.json")
+    result.assert_outcomes(passed=1)
+    assert hgd.report()["usage"]["cost"] is None
+    result.stdout.fnmatch_lines(
+        ["hgd: hgd_prices has no line for 'usage_agent:reply' and no '*' line: no cost"]
+    )

@@ -88,3 +88,13 @@ def redecided_note(ids: Sequence[str]) -> str:
         f"decision over every pair, which the verdict and the reports follow, differs for: "
         f"{', '.join(ids[:5])}{more}"
     )
+
+
+def unpriced(report: Mapping[str, Any], prices: Mapping[str, object]) -> list[str]:
+    """A note when ini ``hgd_prices`` is set but prices nothing this run reported tokens for."""
+    usage = report.get("usage") or {}
+    if not prices or usage.get("cost") is not None:
+        return []
+    if not any((usage.get(role) or {}).get("calls") for role in ("baseline", "candidate")):
+        return []
+    return [f"hgd_prices has no line for {usage.get('model')!r} and no '*' line: no cost"]

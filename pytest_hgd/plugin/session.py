@@ -25,6 +25,7 @@ from pytest_hgd.plugin.outputs import (
     hand_over,
     redecided_note,
     report_paths,
+    unpriced,
     warn_of_pressure,
     write_reports,
 )
@@ -351,6 +352,7 @@ class HGDSession:
             self.notes.append("the run was interrupted: no report and no ledger record written")
             return
         self.report = self.build()
+        self.notes.extend(unpriced(self.report, self.settings.prices))
         warn_of_pressure(self.report, self.settings.ledger or self.config.rootpath / "pytest-hgd")
         self.unwritten = write_reports(self.report, self.settings, self.errors)
         hand_over(self.config, self.report)
