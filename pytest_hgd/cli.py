@@ -1,4 +1,4 @@
-"""The ``hgd`` command: ``ingest``, ``review`` and ``stats`` (argparse; ``main(argv) -> int``)."""
+"""The ``hgd`` command: ``ingest``, ``review``, ``stats``, ``merge`` (``main(argv) -> int``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from pytest_hgd import __version__
+from pytest_hgd import __version__, merge
 from pytest_hgd.storage.ledger import read_ledger
 from pytest_hgd.suite.ingest import (
     MAX_LINE_BYTES,
@@ -275,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--last", metavar="N", type=_positive, default=20, help="ledger runs shown (default 20)"
     )
     stats_parser.set_defaults(handler=run_stats)
+    merge.add_parser(commands)
     return parser
 
 

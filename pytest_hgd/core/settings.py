@@ -68,6 +68,8 @@ class Settings:
     samples: int = 1  # K: with auto_samples, the most a screened pair draws
     auto_samples: bool = False  # --hgd-samples=auto: the screened design (core.screen)
     screen_samples: int = 2  # candidate samples of a screen (core.screen)
+    shard: tuple[int, int] | None = None  # --hgd-shard=I/N: (I, N)
+    partial: Path | None = None  # --hgd-partial: write this shard's evidence, not a verdict
     max_calls: int | None = None  # --hgd-max-calls: new agent calls the run may make
     allow_undecided: bool = False  # undecided pairs skip instead of failing the gate
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # per M tokens

@@ -17,6 +17,7 @@ from pytest_hgd.core.settings import (
     JudgeSettings,
     Settings,
 )
+from pytest_hgd.core.shards import parse_shard
 from pytest_hgd.plugin.ini_lists import headers_from_ini, parse_prices
 
 T = TypeVar("T")
@@ -55,6 +56,12 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         "--hgd-samples=auto: samples of a pair's screen under each prompt (default 2; 3"
         " catches a single sharp drop about as often as fixed K = 10, for 1.1 to 1.5 more"
         " calls a pair)",
+    ),
+    ("--hgd-shard", "", "run only shard I of N (I/N, 1-based; a stable hash of each pair id)"),
+    (
+        "--hgd-partial",
+        "",
+        "write this shard's evidence as JSON to PATH instead of deciding (then: hgd merge)",
     ),
     (
         "--hgd-max-calls",
@@ -340,6 +347,8 @@ def resolve(config: pytest.Config) -> Settings:
         samples=samples if samples is not None else max_samples,
         auto_samples=samples is None,
         screen_samples=screen,
+        shard=r.parsed("--hgd-shard", "", parse_shard, None, "I/N with 1 <= I <= N, e.g. 2/4"),
+        partial=r.path("--hgd-partial", "", None),
         max_calls=r.parsed(
             "--hgd-max-calls", "hgd_max_calls", _non_negative, None, "a whole number >= 0"
         ),

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pytest_hgd.core.redact import Redactor
 from pytest_hgd.core.settings import Settings
 from pytest_hgd.plugin.warning_types import HGDPressureWarning
 from pytest_hgd.reports.report import write_json
@@ -98,3 +99,22 @@ def unpriced(report: Mapping[str, Any], prices: Mapping[str, object]) -> list[st
     if not any((usage.get(role) or {}).get("calls") for role in ("baseline", "candidate")):
         return []
     return [f"hgd_prices has no line for {usage.get('model')!r} and no '*' line: no cost"]
+
+
+def redact_report(report: pytest.TestReport, redactor: Redactor) -> None:
+    """No secret in what pytest prints or writes (terminal, JUnit XML): the failure text, a
+    skip's or an xfail's reason."""
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        report.longrepr = redactor.text(str(report.longrepr))
+    elif isinstance(report.longrepr, tuple):
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, redactor.text(reason))
+    if isinstance(getattr(report, "wasxfail", None), str):
+        report.wasxfail = redactor.text(report.wasxfail)
+
+
+def budget_note(left: int | None, budget: int | None) -> list[str]:
+    """What the --hgd-max-calls budget paid for."""
+    if left is None or budget is None:
+        return []
+    return [f"--hgd-max-calls={budget}: {budget - left} spent, {left} left"]

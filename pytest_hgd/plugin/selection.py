@@ -22,17 +22,26 @@ SELECTION_KEY = "hgd_selection"  # the worker's entry in xdist's ``workeroutput`
 class Selection:
     collected: int = 0  # enforced pairs collected and selected to run
     deselected: int = 0  # enforced pairs deselected after collection
+    sharded: int = 0  # enforced pairs left to other shards (--hgd-shard)
+    shard: str = ""  # "I/N" with --hgd-shard
 
     def merge(self, counts: object) -> None:
         """Counts a worker handed over (every worker collects the same suite)."""
         if isinstance(counts, dict):
             self.collected = max(self.collected, int(counts.get("collected", 0)))
             self.deselected = max(self.deselected, int(counts.get("deselected", 0)))
+            self.sharded = max(self.sharded, int(counts.get("sharded", 0)))
+            self.shard = str(counts.get("shard", self.shard))
 
     def hand_to_controller(self, config: pytest.Config) -> None:
         output = getattr(config, "workeroutput", None)
         if isinstance(output, dict):
-            output[SELECTION_KEY] = {"collected": self.collected, "deselected": self.deselected}
+            output[SELECTION_KEY] = {
+                "collected": self.collected,
+                "deselected": self.deselected,
+                "sharded": self.sharded,
+                "shard": self.shard,
+            }
 
     def summary(self, config: pytest.Config, ran: int) -> dict[str, Any]:
         """``{"ran", "enforced", "why", "at_least"}``: ``why`` is empty for a run of the whole
@@ -45,9 +54,11 @@ class Selection:
             why.append("--lf: files without earlier failures were not collected")
         if any("::" in str(arg) for arg in config.args):
             why.append("node ids on the command line")
+        if self.sharded:
+            why.append(f"--hgd-shard={self.shard}: {self.sharded} pairs are other shards'")
         if ran < self.collected:
             why.append(f"{self.collected - ran} not run (-x or --maxfail stopped the run)")
-        enforced = max(ran, self.collected + self.deselected)
+        enforced = max(ran, self.collected + self.deselected + self.sharded)
         # the pairs of files --lf did not collect are not counted: M is a lower bound then
         return {"ran": ran, "enforced": enforced, "why": why, "at_least": files_skipped}
 

@@ -22,7 +22,9 @@ from pytest_hgd.plugin.builtins import Builtins
 from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
 from pytest_hgd.plugin.keys import SPARES_KEY
 from pytest_hgd.plugin.outputs import (
+    budget_note,
     hand_over,
+    redact_report,
     redecided_note,
     report_paths,
     unpriced,
@@ -30,6 +32,7 @@ from pytest_hgd.plugin.outputs import (
     write_reports,
 )
 from pytest_hgd.plugin.selection import SELECTION_KEY, Selection
+from pytest_hgd.plugin.sharding import Sharding
 from pytest_hgd.plugin.wiring import (
     call_settings,
     made_agent,
@@ -100,6 +103,9 @@ class HGDSession:
         )
         self.skipped: list[dict[str, Any]] = []
         self.selection = Selection()
+        self.sharding = Sharding(settings, self.selection)
+        if settings.shard or settings.partial:
+            config.pluginmanager.register(self.sharding, "hgd-sharding")
         self.report: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.errors: list[str] = []
@@ -218,19 +224,8 @@ class HGDSession:
         if isinstance(item, GateItem) and item.hgd_payload and call.when == item.hgd_payload_phase:
             report.hgd = self.redactor.value(item.hgd_payload)  # type: ignore[attr-defined]
         if self.redactor.active and isinstance(item, GateItem):
-            self._redact_report(report)
+            redact_report(report, self.redactor)
         return report
-
-    def _redact_report(self, report: pytest.TestReport) -> None:
-        """No secret in what pytest prints or writes (terminal, JUnit XML): the failure
-        text, a skip's or an xfail's reason."""
-        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
-            report.longrepr = self.redactor.text(str(report.longrepr))
-        elif isinstance(report.longrepr, tuple):
-            path, line, reason = report.longrepr
-            report.longrepr = (path, line, self.redactor.text(reason))
-        if isinstance(getattr(report, "wasxfail", None), str):
-            report.wasxfail = self.redactor.text(report.wasxfail)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "hgd", None)
@@ -299,9 +294,9 @@ class HGDSession:
         """xdist's controller: what a worker collected and deselected (each collects all)."""
         self.selection.merge(getattr(node, "workeroutput", {}).get(SELECTION_KEY))
 
-    def build(self) -> dict[str, Any]:
-        """Evidence in, one decision, the ledger record and the report out."""
-        evidence = RunEvidence(
+    def evidence(self) -> RunEvidence:
+        """What this run observed, as `decide_run` (or a shard's partial) takes it."""
+        return RunEvidence(
             pairs=self.pairs,
             skipped=self.skipped,
             rollouts=self.rollouts,
@@ -311,18 +306,21 @@ class HGDSession:
             commit=git_commit(self.config.rootpath),
             selection=self.selection.summary(self.config, ran=len(self.pairs)),
         )
-        history = self._history()
-        decision = decide_run(evidence, self.policy, history, self._run_probe())
+
+    def prompts(self) -> dict[str, Any]:
+        return {
+            role: {"source": prompt.source, "sha256": prompt.sha256} if prompt else None
+            for role, prompt in (("candidate", self.candidate), ("baseline", self.baseline))
+        }
+
+    def build(self) -> dict[str, Any]:
+        """Evidence in, one decision, the ledger record and the report out."""
+        evidence = self.evidence()
+        decision = decide_run(evidence, self.policy, self._history(), self._run_probe())
         if decision.redecided:
             self.notes.append(redecided_note(decision.redecided))
         self._append_to_ledger(decision.record)
-        prompts = {
-            "candidate": {"source": self.candidate.source, "sha256": self.candidate.sha256},
-            "baseline": {"source": self.baseline.source, "sha256": self.baseline.sha256}
-            if self.baseline
-            else None,
-        }
-        return build_report(evidence, decision, strict=self.settings.strict, prompts=prompts)
+        return build_report(evidence, decision, strict=self.settings.strict, prompts=self.prompts())
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -339,9 +337,8 @@ class HGDSession:
                 f"reply cache: {self.cache.tampered} cached replies did not match their digest "
                 f"(edited in {self.cache.path}?): not used, the agent was called instead"
             )
-        left, budget = self.scheduler.budget, self.settings.max_calls
-        if left is not None and budget is not None and not is_worker(self.config):
-            self.notes.append(f"--hgd-max-calls={budget}: {budget - left} spent, {left} left")
+        if not is_worker(self.config):
+            self.notes.extend(budget_note(self.scheduler.budget, self.settings.max_calls))
         if is_worker(self.config):
             self.selection.hand_to_controller(self.config)
         if is_worker(self.config) or session.config.option.collectonly:
@@ -350,6 +347,9 @@ class HGDSession:
             return
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.notes.append("the run was interrupted: no report and no ledger record written")
+            return
+        if self.settings.partial is not None:  # a CI shard: its evidence, no verdict
+            self.notes.append(self.sharding.write(self.evidence(), self.prompts()))
             return
         self.report = self.build()
         self.notes.extend(unpriced(self.report, self.settings.prices))

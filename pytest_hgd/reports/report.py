@@ -145,6 +145,24 @@ def _evidence_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({**schema, "$ref": "#/$defs/evidence"})
 
 
+def validate_partial(partial: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when a shard's partial (``--hgd-partial``)
+    breaks ``$defs/partial`` of the shipped schema."""
+    import jsonschema
+
+    root = report_schema()
+    schema = {"$defs": root["$defs"], "properties": root["properties"], "$ref": "#/$defs/partial"}
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(partial))
+    if error is not None:
+        raise error
+
+
+def write_partial(partial: Mapping[str, Any], path: Path) -> None:
+    validate_partial(partial)
+    write_atomic(path, json_text(partial))
+
+
 def validate_evidence(evidence: Mapping[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` when ``RunEvidence.to_json()`` output (a shard's
     evidence, say) breaks the shipped schema (``$defs/evidence`` of the report schema)."""
