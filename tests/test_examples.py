@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -66,3 +68,46 @@ def test_hooks_example_passes(tmp_path: Path, example: str) -> None:
     done = run_example(example, tmp_path)
     assert done.returncode == 0, done.stdout
     assert "3 passed" in done.stdout
+
+
+def _step(workflow: dict, job: str, name: str) -> str:
+    (step,) = [s for s in workflow["jobs"][job]["steps"] if s.get("name") == name]
+    return str(step["run"])
+
+
+def test_the_ci_shard_workflow_runs_as_written(tmp_path: Path) -> None:
+    """examples/ci/gate-shards.yml: a 4-shard matrix and a merge job. Its two `run:` steps,
+    run here with the matrix values filled in, give the serial run's verdict on the car_sales
+    example."""
+    import yaml
+
+    workflow = yaml.safe_load((EXAMPLES / "ci" / "gate-shards.yml").read_text(encoding="utf-8"))
+    assert workflow["jobs"]["shard"]["strategy"]["matrix"]["shard"] == [1, 2, 3, 4]
+    merge_job = workflow["jobs"]["merge"]
+    assert merge_job["needs"] == "shard" and merge_job["if"] == "always()"
+    gate, decide = _step(workflow, "shard", "gate shard"), _step(workflow, "merge", "one decision")
+    folder = tmp_path / "car_sales"
+    shutil.copytree(
+        EXAMPLES / "car_sales", folder, ignore=shutil.ignore_patterns(".hgd", "ledger-example")
+    )
+    env = {
+        **os.environ,
+        "BASELINE": "prompts/baseline.txt",
+        "PROMPT": "prompts/candidate_regresses.txt",
+    }
+    python = shlex.quote(sys.executable)
+    for shard in (1, 2, 3, 4):
+        script = gate.replace("${{ matrix.shard }}", str(shard))
+        script = script.replace("pytest --hgd", f"{python} -m pytest -p no:cacheprovider --hgd")
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (folder / f"partial-{shard}.json").is_file()
+    script = decide.replace("hgd merge", f"{python} -m pytest_hgd merge")
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # the candidate regresses
+    assert "verdict: FAIL (11 regressed; 5 rollout regressed)" in done.stdout
+    assert "regressed" in (folder / "summary.md").read_text(encoding="utf-8")
