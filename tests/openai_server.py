@@ -105,8 +105,16 @@ class OpenAIServer:
         port: int = 0,
         host: str = "127.0.0.1",
         reply: Callable[[dict[str, Any]], str] = echo_reply,
+        rate_limit: float | None = None,
     ) -> None:
         self.latency = latency
+        # a provider's rate limit: a token bucket of rate_limit a second (50 ms of burst);
+        # above it, 429 with retry-after-ms and OpenAI's x-ratelimit-* headers
+        self.rate_limit = rate_limit
+        self._tokens = max(1.0, (rate_limit or 0.0) / 20.0)
+        self._filled = time.monotonic()
+        self.limited = 0
+        self.first_at = self.last_at = 0.0  # the first request, the last answer (monotonic)
         self.host = host
         self.port = port
         self.reply = reply
@@ -262,11 +270,16 @@ class OpenAIServer:
         is made first and the wait is what is left, so the server's own work does not add to
         the latency a benchmark is measured against."""
         self.calls += 1
+        self.first_at = self.first_at or time.monotonic()
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             fault = self._faults.popleft() if self._faults else Fault()
+            limited = self._over_limit()
+            if limited is not None:
+                fault = Fault(status=429, message="rate limit reached")
             status, payload, extra = self._answer(fault, body)
+            extra = {**extra, **(limited or self._limit_headers())}
             loop = asyncio.get_running_loop()
             await asyncio.sleep(max(0.0, arrived + self.latency + fault.delay - loop.time()))
             if fault.drop:
@@ -275,9 +288,40 @@ class OpenAIServer:
                 await writer.drain()
                 return False
             await self._send(writer, status, payload, keep_alive, extra)
+            self.last_at = time.monotonic()
             return True
         finally:
             self.in_flight -= 1
+
+    def _over_limit(self) -> dict[str, str] | None:
+        """Take a token; the 429's headers when there is none."""
+        if self.rate_limit is None:
+            return None
+        now = time.monotonic()
+        burst = max(1.0, self.rate_limit / 20.0)
+        self._tokens = min(burst, self._tokens + (now - self._filled) * self.rate_limit)
+        self._filled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        self.limited += 1
+        wait_ms = max(1, int((1.0 - self._tokens) / self.rate_limit * 1000) + 1)
+        return {
+            "retry-after-ms": str(wait_ms),
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": f"{wait_ms}ms",
+        }
+
+    def _limit_headers(self) -> dict[str, str]:
+        if self.rate_limit is None:
+            return {}
+        remaining = int(self._tokens)
+        wait_ms = max(1, int((1.0 - self._tokens % 1.0) / self.rate_limit * 1000) + 1)
+        return {
+            "x-ratelimit-limit-requests": str(int(self.rate_limit * 60)),  # per minute
+            "x-ratelimit-remaining-requests": str(remaining),
+            "x-ratelimit-reset-requests": f"{wait_ms}ms",
+        }
 
     def _answer(self, fault: Fault, body: Any) -> tuple[int, bytes, dict[str, str]]:
         """Status, body and extra headers of the answer to a chat request under ``fault``."""
@@ -355,8 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--port", type=int, default=0, help="0: the OS picks one")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--rate-limit", type=float, default=None, help="requests a second")
     args = parser.parse_args(argv)
-    server = OpenAIServer(latency=args.latency, port=args.port, host=args.host)
+    server = OpenAIServer(
+        latency=args.latency, port=args.port, host=args.host, rate_limit=args.rate_limit
+    )
     server.record(False)
     with server:
         print(server.base_url, flush=True)

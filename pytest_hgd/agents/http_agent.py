@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from pytest_hgd.agents.http_transport import BodyTooLarge, LeanTransport, proxied
+from pytest_hgd.agents.pacing import Pacer
 from pytest_hgd.core.deadline import within
 from pytest_hgd.core.errors import AgentError
 from pytest_hgd.core.model import AgentReply, usage_of
@@ -56,6 +57,8 @@ class HTTPAgentSettings:
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     retry_after_max: float = 30.0
+    rate: float | None = None  # --hgd-rate: requests a second at most (agents/pacing.py)
+    rate_share: float = 1.0  # this process's share of the provider's rate limit
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +102,9 @@ class HTTPAgent:
         self._url = settings.base_url.rstrip("/") + "/chat/completions"
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pacer = Pacer(
+            settings.max_connections, settings.rate, settings.retry_after_max, settings.rate_share
+        )
 
     @property
     def settings(self) -> HTTPAgentSettings:
@@ -168,24 +174,28 @@ class HTTPAgent:
                     headers=headers, timeout=timeout, transport=transport
                 )
             self._loop = loop
+            self._pacer = Pacer(s.max_connections, s.rate, s.retry_after_max, s.rate_share)
         return self._client
 
     async def _post_with_retries(self, body: dict[str, Any]) -> str:
         s = self._settings
         client = self._client_for_this_loop()
         deadline = time.monotonic() + s.timeout
-        attempt = 0
+        attempt = limited = 0
         while True:
             outcome = await self._attempt(client, body, attempt)
             if isinstance(outcome, str):
                 return outcome
             problem, wait = outcome
-            attempt += 1
+            if problem.startswith("HTTP 429 "):  # the provider's pace: the deadline bounds it
+                limited += 1
+            else:
+                attempt += 1
             if attempt > s.max_retries:
                 raise self.error(f"{problem} (gave up after {attempt} attempts)")
             if time.monotonic() + wait > deadline:
                 raise self.error(
-                    f"{problem} (gave up after {attempt} attempts: the next retry, "
+                    f"{problem} (gave up after {attempt + limited} attempts: the next retry, "
                     f"in {wait:.1f} s, would pass the {s.timeout:g} s timeout)"
                 )
             log.debug("%s; retry %d in %.2f s", self._scrub(problem), attempt, wait)
@@ -196,7 +206,8 @@ class HTTPAgent:
     ) -> str | tuple[str, float]:
         """One POST: the reply, or (problem, seconds to wait) when it is worth a retry."""
         try:
-            response = await client.post(self._url, json=body)
+            async with self._pacer.slot():
+                response = await client.post(self._url, json=body)
         except httpx.TimeoutException:
             raise self._timed_out() from None
         except BodyTooLarge as exc:
@@ -207,16 +218,19 @@ class HTTPAgent:
         except httpx.TransportError as exc:
             problem = f"connection to {self._url} failed: {type(exc).__name__}: {exc}"
             return problem, self._backoff(attempt)
+        status = response.status_code
+        retry_after = _retry_after(response.headers)
+        if retry_after is not None:
+            retry_after = min(retry_after, self._settings.retry_after_max)
+        self._pacer.observe(status, response.headers, retry_after)
         if response.is_success:
             return self._content(response)
-        status = response.status_code
         problem = f"HTTP {status} from {self._url}: {self._error_text(response)}"
         if status not in _RETRY_STATUSES and status < 500:
             raise self.error(problem)
-        retry_after = _retry_after(response.headers)
         if retry_after is None:
             return problem, self._backoff(attempt)
-        return problem, min(retry_after, self._settings.retry_after_max)
+        return problem, retry_after
 
     def _backoff(self, attempt: int) -> float:
         s = self._settings

@@ -135,7 +135,10 @@ class ProcessHTTPAgent:
                 try:
                     for index in range(count):
                         share = slots + (index < extra)
-                        settings = dataclasses.replace(self._settings, max_connections=share)
+                        rate = self._settings.rate / count if self._settings.rate else None
+                        settings = dataclasses.replace(
+                            self._settings, max_connections=share, rate=rate, rate_share=1 / count
+                        )
                         spare = self._spares.take() if self._spares else None
                         workers.append(await _Worker.start(settings, self._local, spare))
                 except BaseException:

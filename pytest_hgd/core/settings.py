@@ -42,6 +42,7 @@ class HTTPOptions:
     headers: tuple[tuple[str, str], ...]
     max_retries: int
     workers: int = 1
+    rate: float | None = None  # --hgd-rate: requests a second at most
 
 
 @dataclass(frozen=True)

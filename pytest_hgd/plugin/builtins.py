@@ -38,6 +38,7 @@ def make_agent(settings: Settings, rootdir: Path, spares: SpareWorkers | None = 
             timeout=settings.timeout,
             max_retries=http.max_retries,
             max_connections=settings.concurrency,
+            rate=http.rate,
             # JSON may spell a character in up to 6 bytes (\uXXXX), plus the envelope
             max_body_bytes=6 * settings.max_reply_chars + 65_536,
         )

@@ -57,6 +57,11 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         " catches a single sharp drop about as often as fixed K = 10, for 1.1 to 1.5 more"
         " calls a pair)",
     ),
+    (
+        "--hgd-rate",
+        "hgd_rate",
+        "HTTP agent: requests a second at most (default none; it also slows down on 429)",
+    ),
     ("--hgd-shard", "", "run only shard I of N (I/N, 1-based; a stable hash of each pair id)"),
     (
         "--hgd-partial",
@@ -376,6 +381,7 @@ def resolve(config: pytest.Config) -> Settings:
             max_tokens=r.parsed("", "hgd_max_tokens", _positive_int, None, "a whole number > 0"),
             headers=headers_from_ini(list(config.getini("hgd_headers"))),
             max_retries=r.parsed("", "hgd_max_retries", int, 4, "a whole number"),
+            rate=r.parsed("--hgd-rate", "hgd_rate", _positive_float, None, "a number > 0"),
             workers=r.parsed(
                 "--hgd-http-workers",
                 "hgd_http_workers",
