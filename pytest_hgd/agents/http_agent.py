@@ -102,6 +102,7 @@ class HTTPAgent:
         self._url = settings.base_url.rstrip("/") + "/chat/completions"
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._identity: dict[str, object] | None = None
         self._pacer = Pacer(
             settings.max_connections, settings.rate, settings.retry_after_max, settings.rate_share
         )
@@ -112,15 +113,18 @@ class HTTPAgent:
 
     @property
     def identity(self) -> dict[str, object]:
-        s = self._settings
-        return {
-            "kind": "openai",
-            "model": s.model,
-            "base_url": s.base_url.rstrip("/"),
-            "temperature": s.temperature,
-            "max_tokens": s.max_tokens,
-            "headers": sorted(name for name, _ in s.headers),
-        }
+        """Asked once per call (the cache key): made once, a copy handed out."""
+        if self._identity is None:
+            s = self._settings
+            self._identity = {
+                "kind": "openai",
+                "model": s.model,
+                "base_url": s.base_url.rstrip("/"),
+                "temperature": s.temperature,
+                "max_tokens": s.max_tokens,
+                "headers": sorted(name for name, _ in s.headers),
+            }
+        return dict(self._identity)
 
     def __repr__(self) -> str:
         s = self._settings
