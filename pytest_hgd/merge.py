@@ -38,7 +38,7 @@ def add_parser(commands: Any) -> None:
         ("--report", "the JSON report"),
         ("--markdown", "the Markdown summary"),
         ("--html", "the HTML report"),
-        ("--ledger", "the ledger to read history from and append the run to"),
+        ("--ledger", "the ledger to read history from and append the run to (none unless given)"),
     ):
         parser.add_argument(flag, metavar="PATH", type=Path, help=what)
     parser.set_defaults(handler=run_merge)
@@ -102,11 +102,11 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def _write(report: dict[str, Any], args: argparse.Namespace) -> None:
-    if args.report is not None:
-        write_json(report, args.report)
-    if args.markdown is not None:
-        write_markdown(report, args.markdown)
-    if args.html is not None:
-        from pytest_hgd.reports.html_report import write_html
+    from pytest_hgd.reports.html_report import write_html
 
-        write_html(report, args.html)
+    writers = (("JSON report", args.report, write_json), ("Markdown report", args.markdown,
+               write_markdown), ("HTML report", args.html, write_html))  # fmt: skip
+    for kind, path, write in writers:
+        if path is not None:
+            write(report, path)
+            print(f"{kind} written to {path}")

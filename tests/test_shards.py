@@ -108,7 +108,7 @@ def test_partials_that_do_not_belong_together_are_refused(
     cases = [
         ([paths[1]], "shard(s) 2/2 missing"),
         ([paths[1], paths[1]], "shard 1/2 is given twice"),
-        ([paths[1], other], "differ in their prompt_files"),
+        ([paths[1], other], "differ in their prompts"),
         ([paths[1], hgd.path / "junk.json"], "is not a shard's partial"),
         ([paths[1], hgd.path / "nowhere.json"], "cannot read"),
     ]
@@ -118,3 +118,23 @@ def test_partials_that_do_not_belong_together_are_refused(
         assert "hgd merge: error: " in err and message in err, err
     assert main(["merge", str(paths[1]), str(paths[2])]) == 0
     assert "verdict: PASS" in capsys.readouterr().out
+
+
+def test_shards_run_under_xdist_merge_with_serial_ones(
+    hgd: Gate, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under xdist the controller collects nothing: the workers hand it the suite's hash, so
+    an xdist shard's partial matches a serial shard's, and a shard that collected fewer
+    files is refused."""
+    pytest.importorskip("xdist")
+    args = (*suite(hgd, dict.fromkeys(KEYS, "good")), "--hgd-no-cache")
+    hgd.run(*args, "--hgd-shard=1/2", "--hgd-partial=s1.json", "-p", "xdist", "-n", "2")
+    hgd.run(*args, "--hgd-shard=2/2", "--hgd-partial=s2.json")
+    hgd.run(*args, "--hgd-shard=2/2", "--hgd-partial=fewer.json", "--ignore=b.hgd.yaml")
+    first = json.loads((hgd.path / "s1.json").read_text(encoding="utf-8"))
+    second = json.loads((hgd.path / "s2.json").read_text(encoding="utf-8"))
+    assert first["collected"] == second["collected"] and first["collected"]["enforced"] == 12
+    assert main(["merge", str(hgd.path / "s1.json"), str(hgd.path / "s2.json")]) == 0
+    assert "verdict: PASS" in capsys.readouterr().out
+    assert main(["merge", str(hgd.path / "s1.json"), str(hgd.path / "fewer.json")]) == 2
+    assert "differ in the suite they collected" in capsys.readouterr().err

@@ -16,6 +16,12 @@ from typing import Any
 from pytest_hgd.core.decision import Policy, RunEvidence
 
 PARTIAL_VERSION = 1
+_MUST_MATCH = {
+    "settings": "their settings (alpha, samples, strictness, pressure, prices)",
+    "collected": "the suite they collected (run every shard on the same commit, with the same "
+    "files and options)",
+    "prompt_files": "their prompts",
+}
 
 
 class MergeRefused(Exception):
@@ -91,13 +97,15 @@ def merge(partials: Sequence[tuple[str, Mapping[str, Any]]]) -> RunEvidence:
     seen: dict[int, str] = {}
     for name, partial in partials:
         index, total = partial["shard"]
-        for what in ("settings", "collected", "prompt_files"):
+        for what, said in _MUST_MATCH.items():
             if partial[what] != first[what]:
-                raise MergeRefused(f"{name} and {first_name} differ in their {what}")
+                raise MergeRefused(f"{name} and {first_name} differ in {said}")
         if partial["evidence"]["agent"] != first["evidence"]["agent"]:
             raise MergeRefused(f"{name} and {first_name} ran different agents")
         if total != count:
-            raise MergeRefused(f"{name} is shard {index}/{total}, {first_name} of {count}")
+            raise MergeRefused(
+                f"{name} is shard {index} of {total} but {first_name} is one of {count}"
+            )
         if index in seen:
             raise MergeRefused(f"shard {index}/{count} is given twice: {seen[index]}, {name}")
         seen[index] = name

@@ -9,7 +9,7 @@ the controller, which decides as a serial run would.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # reads the config the session hands it; never imports pytest itself
@@ -24,6 +24,7 @@ class Selection:
     deselected: int = 0  # enforced pairs deselected after collection
     sharded: int = 0  # enforced pairs left to other shards (--hgd-shard)
     shard: str = ""  # "I/N" with --hgd-shard
+    suite: dict[str, Any] = field(default_factory=dict)  # the whole suite's hash and size
 
     def merge(self, counts: object) -> None:
         """Counts a worker handed over (every worker collects the same suite)."""
@@ -32,6 +33,7 @@ class Selection:
             self.deselected = max(self.deselected, int(counts.get("deselected", 0)))
             self.sharded = max(self.sharded, int(counts.get("sharded", 0)))
             self.shard = str(counts.get("shard", self.shard))
+            self.suite = dict(counts.get("suite") or self.suite)
 
     def hand_to_controller(self, config: pytest.Config) -> None:
         output = getattr(config, "workeroutput", None)
@@ -41,6 +43,7 @@ class Selection:
                 "deselected": self.deselected,
                 "sharded": self.sharded,
                 "shard": self.shard,
+                "suite": self.suite,
             }
 
     def summary(self, config: pytest.Config, ran: int) -> dict[str, Any]:

@@ -44,8 +44,7 @@ class Sharding:
 
     def __init__(self, settings: Settings, selection: Selection) -> None:
         self.settings = settings
-        self.selection = selection
-        self.suite: dict[str, Any] = {"sha256": suite_digest([]), "enforced": 0}
+        self.selection = selection  # holds the suite: under xdist a worker hands it over
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -56,7 +55,7 @@ class Sharding:
             for item in items
             if isinstance(item, RolloutItem) or _enforced(item)
         ]
-        self.suite = {
+        self.selection.suite = {
             "sha256": suite_digest(entries),
             "enforced": sum(1 for item in items if _enforced(item)),
         }
@@ -80,13 +79,14 @@ class Sharding:
             evidence,
             shard=shard,
             settings=decision_settings(self.settings),
-            suite=self.suite,
+            suite=self.selection.suite or {"sha256": suite_digest([]), "enforced": 0},
             prompts=prompts,
         )
         write_partial(document, path)
+        count = len(evidence.pairs)
         return (
-            f"shard {shard[0]}/{shard[1]}: evidence of {len(evidence.pairs)} pairs written to "
-            f"{path}; the gate decides when `hgd merge` has every shard's"
+            f"shard {shard[0]}/{shard[1]}: evidence of {count} pair{'s' * (count != 1)} "
+            f"written to {path}; `hgd merge` decides once it has every shard's partial"
         )
 
 
