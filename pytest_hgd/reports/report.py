@@ -136,26 +136,28 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(report_schema())
 
 
-@lru_cache(maxsize=1)
-def _evidence_validator() -> jsonschema.Draft202012Validator:
+@lru_cache(maxsize=2)
+def _part_validator(definition: str) -> jsonschema.Draft202012Validator:
+    """A validator of one ``$defs`` entry; its parts are the report's: one definition each."""
     import jsonschema
 
-    root = report_schema()  # the evidence's parts are the report's: one definition each
+    root = report_schema()
     schema = {"$defs": root["$defs"], "properties": root["properties"]}
-    return jsonschema.Draft202012Validator({**schema, "$ref": "#/$defs/evidence"})
+    return jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{definition}"})
+
+
+def _raise_first(validator: jsonschema.Draft202012Validator, data: Mapping[str, Any]) -> None:
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        raise error
 
 
 def validate_partial(partial: Mapping[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` when a shard's partial (``--hgd-partial``)
     breaks ``$defs/partial`` of the shipped schema."""
-    import jsonschema
-
-    root = report_schema()
-    schema = {"$defs": root["$defs"], "properties": root["properties"], "$ref": "#/$defs/partial"}
-    validator = jsonschema.Draft202012Validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(partial))
-    if error is not None:
-        raise error
+    _raise_first(_part_validator("partial"), partial)
 
 
 def write_partial(partial: Mapping[str, Any], path: Path) -> None:
@@ -166,11 +168,7 @@ def write_partial(partial: Mapping[str, Any], path: Path) -> None:
 def validate_evidence(evidence: Mapping[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` when ``RunEvidence.to_json()`` output (a shard's
     evidence, say) breaks the shipped schema (``$defs/evidence`` of the report schema)."""
-    import jsonschema
-
-    error = jsonschema.exceptions.best_match(_evidence_validator().iter_errors(evidence))
-    if error is not None:
-        raise error
+    _raise_first(_part_validator("evidence"), evidence)
 
 
 def validate(report: Mapping[str, Any]) -> None:
@@ -181,11 +179,7 @@ def validate(report: Mapping[str, Any]) -> None:
     fast = _fast_validator()
     if fast is not None and fast(report):
         return
-    import jsonschema
-
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(report))
-    if error is not None:
-        raise error
+    _raise_first(_validator(), report)
 
 
 def write_json(report: Mapping[str, Any], path: Path) -> None:
