@@ -10,6 +10,11 @@ serial run's verdict, counts and pairs.
 
     python benchmarks/scale.py                  # about 2 minutes on 2 cores
     python benchmarks/scale.py --pairs 1000     # a quick look
+    python benchmarks/scale.py --growth 1000,10000,100000   # serial only: cost per pair
+
+With ``--growth`` only serial runs are made, one per size, and the figures are per pair: wall,
+time to the first request and peak memory. Linear cost keeps them within 1.3 x of each other
+from 10k to 100k (issue 22).
 
 Targets (issue 22): wall <= 2.5 x ideal, first request <= 1.0 s, peak memory <= 250 MB.
 """
@@ -73,6 +78,35 @@ def child(directory: Path, server: OpenAIServer, *args: str) -> dict[str, float]
     }
 
 
+def growth(sizes: list[int]) -> int:
+    """Serial runs of growing suites: cost per pair."""
+    print("| pairs | wall | wall per pair | first request | peak RSS | RSS per pair |")
+    print("|---|---|---|---|---|---|")
+    rows = {}
+    for pairs in sizes:
+        with OpenAIServer(latency=LATENCY) as server, tempfile.TemporaryDirectory() as temp:
+            server.record(False)
+            write_suite(Path(temp), pairs, server.base_url)
+            r = child(Path(temp), server)
+        rows[pairs] = r
+        print(
+            f"| {pairs} | {r['wall']:.1f} s | {1000 * r['wall'] / pairs:.2f} ms "
+            f"| {r['first_request']:.2f} s | {r['rss_mb']:.0f} MB "
+            f"| {1024 * r['rss_mb'] / pairs:.1f} KB |"
+        )
+    if 10_000 in rows and 100_000 in rows:
+        small, big = rows[10_000], rows[100_000]
+        ratios = {
+            "wall": (big["wall"] / 100_000) / (small["wall"] / 10_000),
+            "first request": (big["first_request"] / 100_000) / (small["first_request"] / 10_000),
+            "memory": (big["rss_mb"] / 100_000) / (small["rss_mb"] / 10_000),
+        }
+        print(
+            "per pair, 100k against 10k: " + ", ".join(f"{k} {v:.2f} x" for k, v in ratios.items())
+        )
+    return 0
+
+
 def comparable(report: dict[str, Any]) -> tuple[Any, ...]:
     pairs = sorted((p["id"], p["delta"]) for p in report["pairs"])
     return report["verdict"], report["counts"], pairs
@@ -81,7 +115,10 @@ def comparable(report: dict[str, Any]) -> tuple[Any, ...]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--pairs", type=int, default=10_000)
+    parser.add_argument("--growth", default="", help="sizes for serial runs, e.g. 1000,10000")
     args = parser.parse_args(argv)
+    if args.growth:
+        return growth([int(n) for n in args.growth.split(",")])
     ideal = 2 * args.pairs * LATENCY / CONCURRENCY
     rows = []
     with OpenAIServer(latency=LATENCY) as server, tempfile.TemporaryDirectory() as temp:

@@ -302,3 +302,30 @@ def test_the_summary_says_when_binding_constraints_are_cut() -> None:
     binding = [{"id": f"c::p{i}", "blocked": 9 - i, "kind": "locked"} for i in range(7)]
     (line,) = [x for x in pressure_lines({"value": 0.5, "binding": binding}) if "binding" in x]
     assert line.endswith("c::p4 (5); +2 more in the JSON report")
+
+
+def test_auto_samples_check_each_reply_once(scheduler_for: Any) -> None:
+    """A screened pair's screen replies are checked to decide whether it goes on; the
+    pair's evaluation then checks only the rest (a judge is asked once per reply)."""
+    from pytest_hgd.core.checks import CheckType, check_contains
+
+    checked: list[str] = []
+
+    def counting(reply: str, arg: Any, pair: Pair) -> tuple[bool, str]:
+        checked.append(reply)
+        return check_contains(reply, arg, pair)
+
+    registry = {"contains": CheckType("contains", counting, {"type": "string"})}
+    answers = {("B", "drop"): "good", ("C", "drop"): "bad", ("B", "flat"): "good",
+               ("C", "flat"): "good"}  # fmt: skip
+    evaluator = Evaluator(
+        scheduler_for(Script(answers)), registry, prompt("C"), prompt("B"), 6, 0.05, auto=True
+    )
+    batch = [("drop", pair("drop")), ("flat", pair("flat"))]
+    evaluator.decide_batch(batch, 0.05)
+    baseline, candidate = evaluator.evaluate("drop", pair("drop"))
+    assert baseline is not None and (baseline.runs, candidate.runs) == (6, 6)
+    assert evaluator.decisions["drop"].delta == Delta.REGRESSED
+    flat = evaluator.evaluate("flat", pair("flat"))
+    assert flat[1].runs == 2  # stopped at the screen
+    assert len(checked) == 6 + 6 + 2 + 2  # every reply once

@@ -59,6 +59,7 @@ class Evaluator:
         self.designs: dict[str, Design] = {}
         self.screens: dict[str, stats.Screened] = {}  # a screened pair: design, screen passes
         self.undecided: dict[str, str] = {}  # pairs the call budget left short: why
+        self._looked: dict[str, dict[Role, Evaluation]] = {}  # screens checked, not evaluated
         self.fixed_k: dict[str, dict[str, int]] = {}  # a screened pair: a fixed-K run's calls
 
     def samples(self, pair: Pair) -> int:
@@ -160,6 +161,7 @@ class Evaluator:
             base = looked.get(Role.BASELINE)
             passes = (looked[Role.CANDIDATE].passes, base.passes if base else 0)
             self.screens[node_id] = (design, *passes)
+            self._looked[node_id] = looked  # checked once: `evaluate` checks only the rest
             if not design.goes_on(*passes):
                 continue
             drawn = {
@@ -180,7 +182,13 @@ class Evaluator:
         evaluated = self.evaluated.get(node_id)
         if evaluated is None:
             futures = self.submit(node_id, pair) or {role: [] for role, _ in self.prompts}
-            evaluations = {role: self._check(pair, fs) for role, fs in futures.items()}
+            looked = self._looked.pop(node_id, {})
+            evaluations = {
+                role: _joined(looked[role], self._check(pair, fs[looked[role].runs :]))
+                if role in looked
+                else self._check(pair, fs)
+                for role, fs in futures.items()
+            }
             evaluated = (evaluations.get(Role.BASELINE), evaluations[Role.CANDIDATE])
             self.evaluated[node_id] = evaluated
             del self.futures[node_id]  # fewer objects for the garbage collector to walk
@@ -297,10 +305,7 @@ class Evaluator:
         if drawn is None or baseline is None:
             return self._counts(node_id, pair)
         more = self._check(pair, drawn)
-        baseline = Evaluation(
-            baseline.replies + more.replies,
-            baseline.results + more.results if more.error is None else (),
-        )
+        baseline = _joined(baseline, more)
         self.evaluated[node_id] = (baseline, candidate)
         if baseline.error:
             return None
@@ -363,6 +368,12 @@ def _wait(futures: list[ReplyFuture], progress: Progress | None) -> None:
         pending = list(not_done)
         if progress is not None:
             progress(total - len(pending), total)
+
+
+def _joined(first: Evaluation, more: Evaluation) -> Evaluation:
+    """Two evaluations of consecutive samples as one (no results when either failed)."""
+    ok = first.error is None and more.error is None
+    return Evaluation(first.replies + more.replies, first.results + more.results if ok else ())
 
 
 def _counts(evaluation: Evaluation | None) -> stats.PassCounts | None:
