@@ -103,9 +103,7 @@ class HTTPAgent:
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._identity: dict[str, object] | None = None
-        self._pacer = Pacer(
-            settings.max_connections, settings.rate, settings.retry_after_max, settings.rate_share
-        )
+        self._pacer = self._new_pacer()
 
     @property
     def settings(self) -> HTTPAgentSettings:
@@ -178,8 +176,12 @@ class HTTPAgent:
                     headers=headers, timeout=timeout, transport=transport
                 )
             self._loop = loop
-            self._pacer = Pacer(s.max_connections, s.rate, s.retry_after_max, s.rate_share)
+            self._pacer = self._new_pacer()  # its waits belong to this loop
         return self._client
+
+    def _new_pacer(self) -> Pacer:
+        s = self._settings
+        return Pacer(s.max_connections, s.rate, s.retry_after_max, s.rate_share)
 
     async def _post_with_retries(self, body: dict[str, Any]) -> str:
         s = self._settings

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 from pytest_hgd.core.decision import Policy, RunEvidence
@@ -73,17 +74,18 @@ def partial_document(
     }
 
 
+def policy_settings(policy: Policy) -> dict[str, Any]:
+    """The gate's rules as a partial's settings hold them (plain JSON)."""
+    rules = {field.name: getattr(policy, field.name) for field in fields(Policy)}
+    rules["prices"] = {model: list(price) for model, price in policy.prices.items()}
+    return rules
+
+
 def policy_of(settings: Mapping[str, Any]) -> Policy:
-    """The gate's rules from a partial's settings."""
-    return Policy(
-        strict=settings["strict"],
-        alpha=settings["alpha"],
-        max_pressure=settings["max_pressure"],
-        pressure_window=settings["pressure_window"],
-        pressure_warn=settings["pressure_warn"],
-        allow_undecided=settings["allow_undecided"],
-        prices={model: (pair[0], pair[1]) for model, pair in settings["prices"].items()},
-    )
+    """The gate's rules from a partial's settings (`policy_settings`, read back)."""
+    rules = {field.name: settings[field.name] for field in fields(Policy)}
+    rules["prices"] = {model: (pair[0], pair[1]) for model, pair in settings["prices"].items()}
+    return Policy(**rules)
 
 
 def merge(partials: Sequence[tuple[str, Mapping[str, Any]]]) -> RunEvidence:

@@ -15,8 +15,9 @@ import pytest
 
 from pytest_hgd.core.decision import RunEvidence
 from pytest_hgd.core.settings import Settings
-from pytest_hgd.core.shards import partial_document, shard_of, suite_digest
+from pytest_hgd.core.shards import partial_document, policy_settings, shard_of, suite_digest
 from pytest_hgd.plugin.items import PairItem, RolloutItem
+from pytest_hgd.plugin.wiring import policy
 from pytest_hgd.reports.report import write_partial
 
 if TYPE_CHECKING:
@@ -24,18 +25,13 @@ if TYPE_CHECKING:
 
 
 def decision_settings(settings: Settings) -> dict[str, Any]:
-    """The settings every shard of one run must share (the decision reads them)."""
+    """The settings every shard of one run must share: the gate's rules, and how pairs are
+    sampled."""
     return {
-        "alpha": settings.alpha,
-        "strict": settings.strict,
+        **policy_settings(policy(settings)),
         "samples": settings.samples,
         "auto_samples": settings.auto_samples,
         "screen_samples": settings.screen_samples,
-        "allow_undecided": settings.allow_undecided,
-        "max_pressure": settings.max_pressure,
-        "pressure_window": settings.pressure_window,
-        "pressure_warn": settings.pressure_warn,
-        "prices": {model: list(price) for model, price in settings.prices.items()},
     }
 
 
