@@ -37,11 +37,14 @@ TREND_RISE = 0.1  # ... by at least 0.1 in total
 
 @dataclass
 class ProbeResult:
-    """How many of the probe's mutants passed the gate; ``details`` free-form per mutant."""
+    """How many of the probe's mutants passed the gate; ``details`` free-form per mutant.
+    ``searched``: of those, the candidate search's (passed, evaluated on every training
+    pair), which sample the same region of allowed changes."""
 
     passed: int
     total: int
     details: list[dict[str, Any]] = field(default_factory=list)
+    searched: tuple[int, int] = (0, 0)
 
 
 def compute_pressure(
@@ -278,12 +281,15 @@ def _probe(probe: ProbeResult | None, confidence: float) -> dict[str, Any] | Non
         return None
     value = probe.passed / probe.total if probe.total else 1.0
     lo, hi = jeffreys_interval(probe.passed, probe.total, confidence)
-    return {
+    component = {
         "value": rounded(value),
         "band": [rounded(min(lo, value)), rounded(max(hi, value))],
         "passed": probe.passed,
         "mutants": probe.total,
     }
+    if probe.searched[1]:
+        component["search"] = {"passed": probe.searched[0], "candidates": probe.searched[1]}
+    return component
 
 
 def _binding(

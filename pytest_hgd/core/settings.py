@@ -46,6 +46,28 @@ class HTTPOptions:
 
 
 @dataclass(frozen=True)
+class ProposerOptions:
+    """The LLM proposer of candidate search (ini ``hgd_proposer = openai:MODEL``)."""
+
+    model: str
+    base_url: str
+    api_key_env: str | None
+    headers: tuple[tuple[str, str], ...]  # the agent's ini hgd_headers, on its own server only
+    template: str | None  # the text of ini hgd_proposer_template's file; None: the default
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """``--hgd-search=N`` and its settings (``run/search.py``)."""
+
+    count: int  # N: candidates to evaluate at most
+    policy: str  # strict | budget:R (``core.search.parse_policy``)
+    holdout: float  # fraction of the conversation files held out
+    out: Path  # --hgd-search-out: best.txt and log.jsonl
+    proposer: ProposerOptions | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """What ``pytest --hgd`` was asked to do. Paths are absolute; prompt specs stay as given
     with the directory they are relative to."""
@@ -87,3 +109,4 @@ class Settings:
     max_pressure: float | None = None
     pressure_window: int = 20
     max_reply_chars: int = DEFAULT_MAX_REPLY_CHARS
+    search: SearchOptions | None = None  # --hgd-search=N

@@ -6,8 +6,10 @@ comes first (an agent spec it recognises, say) and adds to the rest.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +19,9 @@ from pytest_hgd.agents.http_process import ProcessHTTPAgent
 from pytest_hgd.agents.http_spawn import SpareWorkers
 from pytest_hgd.agents.judge import Judge
 from pytest_hgd.core.checks import BUILTIN_CHECKS, CheckType
-from pytest_hgd.core.mutators import BUILTIN_MUTATORS, Mutator
+from pytest_hgd.core.mutators import BUILTIN_MUTATORS, Mutator, make_mutants
 from pytest_hgd.core.settings import Settings, is_http_spec
+from pytest_hgd.plugin.wiring import registered_mutators
 
 
 def make_agent(settings: Settings, rootdir: Path, spares: SpareWorkers | None = None) -> Agent:
@@ -70,3 +73,16 @@ class Builtins:
     @pytest.hookimpl(trylast=True)
     def pytest_hgd_mutators(self, config: pytest.Config) -> Mapping[str, Mutator]:
         return BUILTIN_MUTATORS
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_hgd_propose(
+        self,
+        config: pytest.Config,
+        prompt: str,
+        failures: list[dict[str, Any]],
+        rng: random.Random,
+        n: int,
+    ) -> list[str]:
+        """The probe's mutators (every registered one) as a proposer."""
+        mutators = registered_mutators(config)
+        return [m.text for m in make_mutants(prompt, n, rng.getrandbits(32), mutators)]

@@ -7,6 +7,7 @@ without pytest-hgd installed marks its implementations ``@pytest.hookimpl(option
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,28 @@ def pytest_hgd_mutators(config: pytest.Config) -> Mapping[str, Mutator]:
     """Return prompt mutators for the probe, by name: ``f(sentences, rng) -> (sentences,
     description)`` where ``sentences`` is the prompt split by
     ``pytest_hgd.core.mutators.split_sentences`` (joined back with ``"".join``)."""
+    raise NotImplementedError
+
+
+@pytest.hookspec
+def pytest_hgd_propose(
+    config: pytest.Config,
+    prompt: str,
+    failures: list[dict[str, Any]],
+    rng: random.Random,
+    n: int,
+) -> list[str]:
+    """Return up to n candidate prompts derived from prompt (``--hgd-search``).
+
+    ``failures`` lists the training pairs the prompt fails, each a dict with ``id``,
+    ``kind`` (locked or corrected), ``messages`` (chat format, ending with the customer's
+    message), ``reply`` (the agent's, under ``prompt``), ``recorded`` (the pair's reply, or
+    None) and ``problems`` (the failed checks' messages). Held-out pairs are never shown.
+    Draw any randomness from ``rng`` (seeded by ``--hgd-seed``). Every implementation's
+    proposals are pooled, a few from each in turn; the built-ins are the probe's mutators and,
+    with ini ``hgd_proposer``, an LLM. An exception is shown as a note and the search goes
+    on with the other proposers.
+    """
     raise NotImplementedError
 
 

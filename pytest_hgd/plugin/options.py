@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -19,10 +18,17 @@ from pytest_hgd.core.settings import (
 )
 from pytest_hgd.core.shards import parse_shard
 from pytest_hgd.plugin.ini_lists import headers_from_ini, parse_prices
-
-T = TypeVar("T")
-N = TypeVar("N", int, float)
-
+from pytest_hgd.plugin.option_parsing import (
+    Resolver,
+    fraction,
+    non_negative,
+    positive_float,
+    positive_int,
+    samples_count,
+    samples_or_auto,
+    unit,
+)
+from pytest_hgd.plugin.search_options import add_search_options, resolve_search
 
 # (flag, ini key or "", help)
 _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -155,6 +161,7 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help="delete every cached reply before the run (says how many)",
     )
+    add_search_options(parser, group)
     parser.addini(
         "hgd_prompt", "candidate prompt file for local iteration", type="string", default=None
     )
@@ -201,89 +208,27 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
-class _Resolver:
-    """Looks an option up on the command line first (relative to the invocation directory),
-    then in the ini file (relative to the rootdir), and parses it with a clear error."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.cwd = config.invocation_params.dir
-        self.rootdir = config.rootpath
-
-    def raw(self, flag: str, ini: str) -> tuple[str | None, Path, str]:
-        value = self.config.getoption(flag.lstrip("-").replace("-", "_")) if flag else None
-        if value is not None:
-            return str(value), self.cwd, flag
-        if ini:
-            ini_value = self.config.getini(ini)
-            if ini_value not in (None, "", []):  # unset: None, or [] on pytest 7
-                return str(ini_value), self.rootdir, f"ini {ini}"
-        return None, self.rootdir, flag or f"ini {ini}"
-
-    def parsed(
-        self, flag: str, ini: str, parse: Callable[[str], T], default: T, accepted: str
-    ) -> T:
-        value, _, name = self.raw(flag, ini)
-        if value is None:
-            return default
-        try:
-            return parse(value)
-        except ValueError:
-            raise pytest.UsageError(f"{name}={value!r}: expected {accepted}") from None
-
-    def path(self, flag: str, ini: str, default: str | None) -> Path | None:
-        value, base, _ = self.raw(flag, ini)
-        if value is None:
-            if default is None:
-                return None
-            value, base = default, self.rootdir
-        return (base / value).resolve()
-
-
-def _within(kind: Callable[[str], N], accepts: Callable[[N], bool]) -> Callable[[str], N]:
-    """A parser of ``kind`` that refuses (ValueError) what ``accepts`` rejects."""
-
-    def parse(text: str) -> N:
-        value = kind(text)
-        if not accepts(value):
-            raise ValueError(text)
-        return value
-
-    return parse
-
-
-_fraction = _within(float, lambda v: 0 < v < 1)
-_samples = _within(int, lambda v: 1 <= v <= 1000)
-
-
-def _samples_or_auto(text: str) -> int | None:
-    """A number of samples, or None for ``auto``."""
-    return None if text.strip().lower() == "auto" else _samples(text)
-
-
-_unit = _within(float, lambda v: 0 <= v <= 1)
-_non_negative = _within(int, lambda v: v >= 0)
-_positive_int = _within(int, lambda v: v > 0)
-_positive_float = _within(float, lambda v: v > 0)
-
-
 def resolve(config: pytest.Config) -> Settings:
     # long: one line per setting, read and checked in the options table's order
     """Read and check every option; a bad value is a UsageError naming it."""
-    r = _Resolver(config)
+    r = Resolver(config)
     one: int | None = 1
     samples = r.parsed(
         "--hgd-samples",
         "hgd_samples",
-        _samples_or_auto,
+        samples_or_auto,
         one,
         "auto or a whole number from 1 to 1000",
     )
     max_samples = r.parsed(
-        "--hgd-max-samples", "hgd_max_samples", _samples, 10, "a whole number from 1 to 1000"
+        "--hgd-max-samples", "hgd_max_samples", samples_count, 10, "a whole number from 1 to 1000"
     )
     screen = r.parsed(
-        "--hgd-screen-samples", "hgd_screen_samples", _samples, 2, "a whole number from 1 to 1000"
+        "--hgd-screen-samples",
+        "hgd_screen_samples",
+        samples_count,
+        2,
+        "a whole number from 1 to 1000",
     )
     if samples is None and max_samples <= screen:
         raise pytest.UsageError(
@@ -310,9 +255,9 @@ def resolve(config: pytest.Config) -> Settings:
     key_env = (api_key_env if api_key_env is not None else "OPENAI_API_KEY") or None
     judge_key_env = r.raw("", "hgd_judge_api_key_env")[0]
     timeout = r.parsed(
-        "--hgd-timeout", "hgd_timeout", _positive_float, DEFAULT_TIMEOUT, "a number of seconds > 0"
+        "--hgd-timeout", "hgd_timeout", positive_float, DEFAULT_TIMEOUT, "a number of seconds > 0"
     )
-    return Settings(
+    settings = Settings(
         agent=agent,
         candidate=candidate,
         candidate_base=candidate_base,
@@ -323,7 +268,7 @@ def resolve(config: pytest.Config) -> Settings:
         concurrency=r.parsed(
             "--hgd-concurrency",
             "hgd_concurrency",
-            _positive_int,
+            positive_int,
             DEFAULT_CONCURRENCY,
             "a whole number > 0",
         ),
@@ -331,7 +276,7 @@ def resolve(config: pytest.Config) -> Settings:
         max_reply_chars=r.parsed(
             "--hgd-max-reply-chars",
             "hgd_max_reply_chars",
-            _positive_int,
+            positive_int,
             DEFAULT_MAX_REPLY_CHARS,
             "a whole number of characters > 0",
         ),
@@ -355,39 +300,38 @@ def resolve(config: pytest.Config) -> Settings:
         shard=r.parsed("--hgd-shard", "", parse_shard, None, "I/N with 1 <= I <= N, e.g. 2/4"),
         partial=r.path("--hgd-partial", "", None),
         max_calls=r.parsed(
-            "--hgd-max-calls", "hgd_max_calls", _non_negative, None, "a whole number >= 0"
+            "--hgd-max-calls", "hgd_max_calls", non_negative, None, "a whole number >= 0"
         ),
         allow_undecided=bool(
             config.getoption("hgd_allow_undecided") or config.getini("hgd_allow_undecided")
         ),
         prices=parse_prices(config.getini("hgd_prices")),
-        alpha=r.parsed("--hgd-alpha", "hgd_alpha", _fraction, 0.05, "a number in (0, 1)"),
+        alpha=r.parsed("--hgd-alpha", "hgd_alpha", fraction, 0.05, "a number in (0, 1)"),
         ledger=None
         if config.getoption("hgd_no_ledger")
         else r.path("--hgd-ledger", "hgd_ledger", ".hgd/ledger.jsonl"),
-        probe=r.parsed("--hgd-probe", "hgd_probe", _non_negative, 0, "a whole number >= 0"),
+        probe=r.parsed("--hgd-probe", "hgd_probe", non_negative, 0, "a whole number >= 0"),
         seed=r.parsed("--hgd-seed", "hgd_seed", int, 0, "a whole number"),
-        pressure_warn=r.parsed("", "hgd_pressure_warn", _unit, 0.7, "a number in [0, 1]"),
+        pressure_warn=r.parsed("", "hgd_pressure_warn", unit, 0.7, "a number in [0, 1]"),
         max_pressure=r.parsed(
-            "--hgd-max-pressure", "hgd_max_pressure", _unit, None, "a number in [0, 1]"
+            "--hgd-max-pressure", "hgd_max_pressure", unit, None, "a number in [0, 1]"
         ),
-        pressure_window=r.parsed(
-            "", "hgd_pressure_window", _positive_int, 20, "a whole number > 0"
-        ),
+        pressure_window=r.parsed("", "hgd_pressure_window", positive_int, 20, "a whole number > 0"),
         http=HTTPOptions(
             base_url=base_url,
             api_key_env=key_env,
             temperature=r.parsed("", "hgd_temperature", float, None, "a number"),
-            max_tokens=r.parsed("", "hgd_max_tokens", _positive_int, None, "a whole number > 0"),
+            max_tokens=r.parsed("", "hgd_max_tokens", positive_int, None, "a whole number > 0"),
             headers=headers_from_ini(list(config.getini("hgd_headers"))),
             max_retries=r.parsed("", "hgd_max_retries", int, 4, "a whole number"),
-            rate=r.parsed("--hgd-rate", "hgd_rate", _positive_float, None, "a number > 0"),
+            rate=r.parsed("--hgd-rate", "hgd_rate", positive_float, None, "a number > 0"),
             workers=r.parsed(
                 "--hgd-http-workers",
                 "hgd_http_workers",
-                _non_negative,
+                non_negative,
                 DEFAULT_HTTP_WORKERS,
                 "a whole number >= 0",
             ),
         ),
     )
+    return dataclasses.replace(settings, search=resolve_search(r, settings.http))

@@ -12,11 +12,10 @@ import pytest
 
 from pytest_hgd.agents.judge import Judge
 from pytest_hgd.core.decision import RunEvidence, decide_run
-from pytest_hgd.core.errors import PairFileError
 from pytest_hgd.core.model import Conversation
-from pytest_hgd.core.pressure import ProbeResult
 from pytest_hgd.core.redact import redactor_for
 from pytest_hgd.core.settings import Settings
+from pytest_hgd.plugin import explore
 from pytest_hgd.plugin.advice import next_command
 from pytest_hgd.plugin.builtins import Builtins
 from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
@@ -46,7 +45,6 @@ from pytest_hgd.plugin.xdist_support import is_controller, is_worker, queued_ite
 from pytest_hgd.reports.report import build_report
 from pytest_hgd.reports.summary import render_terminal
 from pytest_hgd.run.evaluator import Evaluations, Evaluator
-from pytest_hgd.run.probe import probe_plan, run_probe
 from pytest_hgd.run.prompts import git_commit
 from pytest_hgd.run.rollout import RolloutResult, RolloutRunner
 from pytest_hgd.run.runner import Scheduler
@@ -202,11 +200,11 @@ class HGDSession:
                 [(i.nodeid, i.pair) for i in batch], alpha, None if worker else self._progress
             )
             if self.settings.auto_samples and not worker:
-                self._say(self.evaluator.screen_status())
+                self.say(self.evaluator.screen_status())
         return self.evaluator.evaluate(item.nodeid, item.pair)
 
     def _progress(self, done: int, total: int) -> None:
-        self._say(f"hgd: sampling: {done}/{total} replies in", transient=done < total)
+        self.say(f"hgd: sampling: {done}/{total} replies in", transient=done < total)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -236,33 +234,7 @@ class HGDSession:
                 (self.skipped if "status" in payload else self.pairs).append(payload)
 
     # the gate's end: probe, pressure, ledger, reports ------------------------------------
-    def _run_probe(self) -> ProbeResult | None:
-        if not self.settings.probe or not self.pairs:
-            return None
-        try:
-            plan = probe_plan(
-                self.pairs,
-                self.config.rootpath,
-                self.registry,
-                role="baseline" if self.baseline else "candidate",
-                samples=self.settings.samples,
-            )
-        except PairFileError as exc:  # a pair file edited during the run
-            self.notes.append(f"probe skipped: {exc}")
-            return None
-        return run_probe(
-            plan,
-            self.candidate.text,
-            self.settings.probe,
-            self.settings.seed,
-            scheduler=self.scheduler,
-            registry=self.registry,
-            alpha=self.settings.alpha,
-            mutators=self.mutators,
-            progress=lambda done, total: self._say(f"hgd: probe: {done}/{total} mutants judged"),
-        )
-
-    def _say(self, text: str, transient: bool = False) -> None:
+    def say(self, text: str, transient: bool = False) -> None:
         """A line on the terminal; a transient one is overwritten by the next on a tty."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
@@ -316,11 +288,20 @@ class HGDSession:
     def build(self) -> dict[str, Any]:
         """Evidence in, one decision, the ledger record and the report out."""
         evidence = self.evidence()
-        decision = decide_run(evidence, self.policy, self._history(), self._run_probe())
+        found = explore.search(self, evidence.partial)
+        probed = explore.with_search(explore.probe(self), found)
+        decision = decide_run(evidence, self.policy, self._history(), probed)
         if decision.redecided:
             self.notes.append(redecided_note(decision.redecided))
+        if found is not None and self.settings.search is not None:
+            decision.record["search"] = explore.search_record(found, self.settings.search.policy)
         self._append_to_ledger(decision.record)
-        return build_report(evidence, decision, strict=self.settings.strict, prompts=self.prompts())
+        report = build_report(
+            evidence, decision, strict=self.settings.strict, prompts=self.prompts()
+        )
+        if found is not None:
+            report["search"] = explore.search_report(self, found)
+        return report
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

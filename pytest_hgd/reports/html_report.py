@@ -13,6 +13,7 @@ from typing import Any
 
 from pytest_hgd.core.model import ALL_DELTAS as DELTAS
 from pytest_hgd.core.model import DELTAS_BY_SEVERITY as SEVERITY
+from pytest_hgd.reports import search_view
 from pytest_hgd.reports.html_assets import SCRIPT, STYLE
 from pytest_hgd.reports.html_parts import _band, _e, _num, _rate, _short_time, _table
 from pytest_hgd.reports.summary import calls_lines, partial_text, pressure_components
@@ -380,6 +381,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<body><main>{_banner(report)}{_counts(report)}"
         f"<div class=grid>{_pressure(report.get('pressure') or {})}<div class=stack>{side}</div>"
         "</div>"
+        + search_view.html_section(report)
         + _pairs(report.get("pairs") or [])
         + f"<footer>pytest-hgd gate report, schema version {_e(report.get('schema_version'))}"
         f"</footer></main><script>{SCRIPT}</script></body></html>\n"

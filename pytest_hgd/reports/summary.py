@@ -9,6 +9,7 @@ from typing import Any
 
 from pytest_hgd.core.gate import FAILING_DELTAS
 from pytest_hgd.core.text import printable
+from pytest_hgd.reports import search_view
 from pytest_hgd.storage.cache import write_atomic
 
 Line = tuple[str, dict[str, bool]]
@@ -210,7 +211,13 @@ def pressure_components(pressure: Mapping[str, Any]) -> list[tuple[str, str, str
         if not isinstance(value, int | float):  # epsilon at 0/0: no pair to pull or to hold
             rows.append((name, "undefined", "no enforced pair passes or fails on the baseline"))
             continue
-        rows.append((name, f"{value:.{digits}f}{_band(part)}", template.format_map(_Zero(part))))
+        detail = template.format_map(_Zero(part))
+        searched = part.get("search") if name == "probe" else None
+        if searched:  # the search's candidates sample the same region (docs/search.md)
+            detail += (
+                f"; {searched['passed']} of them of {searched['candidates']} search candidates"
+            )
+        rows.append((name, f"{value:.{digits}f}{_band(part)}", detail))
     return rows
 
 
@@ -270,6 +277,7 @@ def _terminal_lines(report: Mapping[str, Any], rerun: str) -> list[Line]:
     lines.extend((text, {"yellow": warn}) for text in pressure_lines(pressure))
     for reason in pressure.get("warning_reasons", []):
         lines.append((f"  HGDPressureWarning: {reason}", {"yellow": True}))
+    lines.extend(search_view.terminal_lines(report))
     lines.extend((text, {}) for text in calls_lines(report))
     verdict = report["verdict"]
     reasons = "; ".join(report.get("verdict_reasons", []))
@@ -345,6 +353,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     out += [f"- {md(line.strip())}" for line in block[1:]]
     for reason in report["pressure"].get("warning_reasons", []):
         out.append(f"- ⚠️ {md(reason)}")
+    out += search_view.markdown_lines(report, md)
     prompts = report.get("prompts", {})
     if prompts:
         out += [""]

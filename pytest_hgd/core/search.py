@@ -1,0 +1,147 @@
+"""Candidate search's rules (no pytest, no I/O): the policies, the held-out split, a
+prompt's score against the reference prompt, and which candidate is best.
+
+The search itself (proposals, calls) is ``run/search.py``; docs/search.md has the argument.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass
+
+from pytest_hgd.core.pairs import PairCounts, decide_counts
+from pytest_hgd.core.stats import PassCounts
+
+
+@dataclass(frozen=True)
+class SearchPolicy:
+    """``strict`` (budget None): a candidate may regress no locked pair on the training
+    split. ``budget:R``: up to R locked pairs, when its net gain in passing training pairs
+    is positive (and, with samples, beyond the agent's noise: ``significant_gain``)."""
+
+    budget: int | None = None
+
+    @property
+    def name(self) -> str:
+        return "strict" if self.budget is None else f"budget:{self.budget}"
+
+
+def parse_policy(text: str) -> SearchPolicy:
+    """``strict`` or ``budget:R`` (R a whole number >= 0); ValueError otherwise."""
+    value = text.strip().lower()
+    if value == "strict":
+        return SearchPolicy()
+    kind, _, budget = value.partition(":")
+    if kind == "budget" and budget.strip().isdigit():
+        return SearchPolicy(int(budget))
+    raise ValueError(text)
+
+
+def split_holdout(paths: Iterable[str], fraction: float, seed: int) -> frozenset[str]:
+    """The files held out: ``round(fraction * files)`` of them (at least one when the
+    fraction is above 0, and never every file), drawn with the seed. Whole files, so no
+    conversation is on both sides."""
+    files = sorted(set(paths))
+    if fraction <= 0 or len(files) < 2:
+        return frozenset()
+    count = min(len(files) - 1, max(1, round(fraction * len(files))))
+    return frozenset(random.Random(f"hgd-holdout:{seed}").sample(files, count))
+
+
+@dataclass(frozen=True)
+class Score:
+    """A prompt's results on a set of pairs, against the reference prompt's results."""
+
+    passing: frozenset[str]  # pairs that mostly pass
+    total: int  # pairs asked
+    errors: int  # pairs not checked: an agent error, or the call budget ran out
+    regressed: frozenset[str]  # pairs regressed against the reference (the gate's rule)
+    locked: frozenset[str]  # the locked pairs among those asked
+    counts: Mapping[str, PassCounts]  # the checked pairs' counts
+
+    @property
+    def passed(self) -> int:
+        return len(self.passing)
+
+    @property
+    def locked_regressed(self) -> int:
+        return len(self.regressed & self.locked)
+
+    def totals(self) -> dict[str, int]:
+        return {"passed": self.passed, "total": self.total}
+
+
+def score(
+    results: Mapping[str, PassCounts | None],
+    reference: Mapping[str, PassCounts],
+    locked: Set[str],
+    alpha: float,
+    sampled: bool,
+) -> Score:
+    """Score ``results`` (per pair id: the prompt's counts, None when not checked): a
+    regression is the gate's own decision against the reference's counts, one corrected
+    family over these pairs when ``sampled``, else the one-shot table."""
+    checked = {pid: counts for pid, counts in results.items() if counts is not None}
+    compared = [pid for pid in checked if pid in reference]
+    decided = decide_counts(
+        [PairCounts(checked[pid], reference[pid]) for pid in compared], alpha, sampled=sampled
+    )
+    return Score(
+        passing=frozenset(pid for pid, counts in checked.items() if counts.mostly_passes),
+        total=len(results),
+        errors=len(results) - len(checked),
+        regressed=frozenset(
+            pid for pid, d in zip(compared, decided, strict=True) if d.delta == "regressed"
+        ),
+        locked=frozenset(pid for pid in results if pid in locked),
+        counts=checked,
+    )
+
+
+def acceptable(
+    candidate: Score, start: Score, policy: SearchPolicy, *, sampled: bool, level: float
+) -> bool:
+    """May the search keep this candidate (a complete score on the training split)?
+
+    Every pair must have been checked. ``strict``: no locked pair regressed. ``budget:R``:
+    at most R, and more training pairs pass than under the start prompt; with samples, the
+    gain must also hold beyond the agent's noise (``significant_gain`` at ``level``)."""
+    if candidate.errors:
+        return False
+    if policy.budget is None:
+        return candidate.locked_regressed == 0
+    if candidate.locked_regressed > policy.budget or candidate.passed <= start.passed:
+        return False
+    return not sampled or significant_gain(candidate, start, level)
+
+
+def significant_gain(candidate: Score, start: Score, level: float) -> bool:
+    """More pairs significantly fixed against the start (the gate's own corrected family of
+    fixes, at ``level``) than pairs that went from mostly passing to mostly failing, whether
+    or not that drop is significant: with chance at least 1 - level every counted fix is
+    real, and every observed loss is counted against them."""
+    shared = [pid for pid in candidate.counts if pid in start.counts]
+    decided = decide_counts(
+        [PairCounts(candidate.counts[pid], start.counts[pid]) for pid in shared],
+        level,
+        sampled=True,
+    )
+    fixed = sum(1 for d in decided if d.delta == "fixed")
+    return fixed > len(start.passing - candidate.passing)
+
+
+def better(passed: int, text: str, than_passed: int, than_text: str) -> bool:
+    """More passing training pairs wins; a tie goes to the shorter prompt."""
+    return (passed, -len(text)) > (than_passed, -len(than_text))
+
+
+def summary(train: Score, holdout: Score | None) -> dict[str, object]:
+    """The report's ``S``: training and held-out counts and the locked pairs regressed on
+    the training split (with the held-out split's beside them)."""
+    return {
+        "train": train.totals(),
+        "holdout": holdout.totals() if holdout else {"passed": 0, "total": 0},
+        "locked_regressed": train.locked_regressed,
+        "holdout_locked_regressed": holdout.locked_regressed if holdout else 0,
+    }

@@ -1,0 +1,375 @@
+"""Candidate search (``--hgd-search``): the rules, and the search run as users run it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_hgd.core.search import (
+    SearchPolicy,
+    acceptable,
+    better,
+    parse_policy,
+    score,
+    split_holdout,
+)
+from pytest_hgd.core.stats import PassCounts
+from pytest_hgd.storage.search_out import read_log
+
+# A prompt is lines "Say WORD."; the reply is the words said, in order, then the question.
+AGENT = """
+def reply(prompt, messages):
+    words = [line.split()[-1].strip(".").lower() for line in prompt.splitlines()
+             if line.startswith("Say ")]
+    with open("calls.log", "a") as log:
+        log.write("call\\n")
+    return " ".join(words) + " / " + messages[-1]["content"]
+"""
+START = "Say hello.\nSay block.\nSay keep.\n"
+
+# Proposes the prompt with one "Say" line dropped, each in turn (what a person would try),
+# and records what it was shown.
+PROPOSER = """
+import json, pytest
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_hgd_propose(config, prompt, failures, rng, n):
+    with open("shown.jsonl", "a") as shown:
+        shown.write(json.dumps(failures) + "\\n")
+    lines = prompt.splitlines(keepends=True)
+    order = list(range(len(lines)))
+    rng.shuffle(order)
+    return ["".join(l for j, l in enumerate(lines) if j != i) for i in order][:n]
+"""
+
+
+def _valley(pytester: pytest.Pytester, files: int = 10, proposer: str = PROPOSER) -> None:
+    """Each file: two locked pairs (one needs "block"), two corrected ones that must not
+    say "block". Dropping "Say block." regresses one locked pair a file and fixes two."""
+    pytester.makepyfile(valley_agent=AGENT)
+    pytester.makeini("[pytest]\nhgd_agent = valley_agent:reply\nhgd_prompt = start.txt\n")
+    pytester.makeconftest(proposer)
+    (pytester.path / "start.txt").write_text(START)
+    for i in range(files):
+        pairs = [
+            {"id": "greets", "customer": f"hi {i}", "checks": [{"contains": ["hello", "keep"]}]},
+            {"id": "blocks", "customer": f"and? {i}", "checks": [{"contains": "block"}]},
+            *(
+                {"id": f"fix{j}", "kind": "corrected", "customer": f"q{j} {i}",
+                 "checks": [{"contains": "hello"}, {"not_contains": "block"}]}
+                for j in range(2)
+            ),
+        ]  # fmt: skip
+        document = {"outcome": "lead", "pairs": pairs}
+        (pytester.path / f"conv{i:02}.hgd.yaml").write_text(yaml.safe_dump(document))
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--hgd", "-p", "no:cacheprovider", "--hgd-report=report.json", *args)
+
+
+def _report(pytester: pytest.Pytester) -> dict[str, Any]:
+    from pytest_hgd.reports.report import validate
+
+    data: dict[str, Any] = json.loads((pytester.path / "report.json").read_text())
+    validate(data)
+    return data
+
+
+# the rules --------------------------------------------------------------------------------
+def test_policies_parse_and_refuse_nonsense() -> None:
+    assert parse_policy("strict") == SearchPolicy()
+    assert parse_policy(" Budget:3 ") == SearchPolicy(3)
+    assert parse_policy("budget:0").name == "budget:0"
+    for bad in ("lenient", "budget:", "budget:-1", "budget:x", ""):
+        with pytest.raises(ValueError):
+            parse_policy(bad)
+
+
+def test_the_holdout_is_whole_files_seeded_and_never_everything() -> None:
+    files = [f"f{i}.hgd.yaml" for i in range(10)]
+    held = split_holdout(files * 3, 0.2, seed=1)  # a file's pairs: one file
+    assert len(held) == 2 and held <= set(files)
+    assert split_holdout(files, 0.2, seed=1) == held
+    assert any(split_holdout(files, 0.2, seed=s) != held for s in range(2, 6))
+    assert split_holdout(files, 0.0, seed=1) == frozenset()
+    assert split_holdout(files[:1], 0.5, seed=1) == frozenset()  # one file: nothing to hold
+    assert len(split_holdout(files[:2], 0.9, seed=1)) == 1  # never every file
+    assert len(split_holdout(files, 0.01, seed=1)) == 1  # at least one when asked
+
+
+def _score(passing: dict[str, bool], reference: dict[str, bool], locked: set[str]) -> Any:
+    counts = {p: PassCounts(int(ok), 1) for p, ok in passing.items()}
+    ref = {p: PassCounts(int(ok), 1) for p, ok in reference.items()}
+    return score(counts, ref, locked, 0.05, sampled=False)
+
+
+def test_strict_refuses_a_locked_regression_and_budget_trades_it_for_a_net_gain() -> None:
+    reference = {"l1": True, "l2": True, "c1": False, "c2": False}
+    start = _score(reference, reference, {"l1", "l2"})
+    trade = _score({"l1": True, "l2": False, "c1": True, "c2": True}, reference, {"l1", "l2"})
+    assert (trade.passed, trade.locked_regressed) == (3, 1)
+    assert not acceptable(trade, start, SearchPolicy(), sampled=False, level=0.05)
+    assert acceptable(trade, start, SearchPolicy(1), sampled=False, level=0.05)
+    assert not acceptable(trade, start, SearchPolicy(0), sampled=False, level=0.05)
+    even = _score({"l1": True, "l2": False, "c1": True, "c2": False}, reference, {"l1", "l2"})
+    assert not acceptable(even, start, SearchPolicy(5), sampled=False, level=0.05)  # no gain
+    broken = score({"l1": None, "l2": PassCounts(1, 1)}, {"l1": PassCounts(1, 1)},
+                   {"l1"}, 0.05, sampled=False)  # fmt: skip
+    assert broken.errors == 1
+    assert not acceptable(broken, start, SearchPolicy(5), sampled=False, level=0.05)
+
+
+def test_with_samples_a_budget_gain_must_be_beyond_the_noise() -> None:
+    def scored(counts: dict[str, tuple[int, int]]) -> Any:
+        table = {p: PassCounts(*c) for p, c in counts.items()}
+        return score(table, table, set(), 0.05, sampled=True)
+
+    ref = {"c0": (0, 10), "c1": (0, 10), "c2": (0, 10), "n0": (4, 10), "n1": (4, 10)}
+    start = scored(ref)
+    noise = scored({**ref, "n0": (6, 10), "n1": (6, 10)})  # mostly passing now, by chance
+    assert noise.passed > start.passed
+    assert not acceptable(noise, start, SearchPolicy(0), sampled=True, level=0.01)
+    sure = scored({**ref, "c0": (10, 10), "c1": (10, 10), "c2": (10, 10)})
+    assert acceptable(sure, start, SearchPolicy(0), sampled=True, level=0.01)
+    # three sure fixes and two lucky ones do not outweigh three pairs that fell
+    ref2 = {**ref, "l0": (6, 10), "l1": (6, 10), "l2": (6, 10)}
+    fell = {"l0": (4, 10), "l1": (4, 10), "l2": (4, 10), "n0": (6, 10), "n1": (6, 10)}
+    trade = scored({**ref2, "c0": (10, 10), "c1": (10, 10), "c2": (10, 10), **fell})
+    start2 = scored(ref2)
+    assert trade.passed > start2.passed
+    assert not acceptable(trade, start2, SearchPolicy(5), sampled=True, level=0.01)
+
+
+def test_ties_go_to_the_shorter_prompt() -> None:
+    assert better(5, "abc", 4, "a")
+    assert better(5, "ab", 5, "abc")
+    assert not better(5, "abc", 5, "abc")
+    assert not better(4, "a", 5, "abcdef")
+
+
+# the search, as users run it -------------------------------------------------------------
+def test_strict_keeps_every_locked_pair_and_stays_put(pytester: pytest.Pytester) -> None:
+    _valley(pytester)
+    result = _run(pytester, "--hgd-search=6")
+    search = _report(pytester)["search"]
+    assert search["policy"] == "strict" and search["evaluated"] == 6  # the conftest's and mutants
+    assert search["best_is_start"] and search["best"] == search["start"]
+    assert search["start"]["train"] == {"passed": 16, "total": 32}
+    assert search["start"]["holdout"] == {"passed": 4, "total": 8}
+    assert (pytester.path / ".hgd/search/best.txt").read_text() == START
+    log = read_log(pytester.path / ".hgd/search/log.jsonl")
+    assert [e["index"] for e in log] == [0, 1, 2, 3, 4, 5, 6]
+    assert all(not e["acceptable"] for e in log[1:])
+    result.stdout.fnmatch_lines(
+        [
+            "search (strict): 6 candidates evaluated*",
+            "  start  16/32 (50%)    4/8 (50%)      0",
+            "  best   16/32 (50%)    4/8 (50%)      0",
+            "*kept the start prompt: none of 6 candidates met the strict policy*",
+        ]
+    )
+
+
+def test_a_budget_escapes_the_valley_and_wins_on_held_out_files(
+    pytester: pytest.Pytester,
+) -> None:
+    _valley(pytester)
+    result = _run(pytester, "--hgd-search=6", "--hgd-search-policy=budget:10",
+                  "--hgd-markdown=summary.md", "--hgd-html=report.html")  # fmt: skip
+    report = _report(pytester)
+    search = report["search"]
+    assert not search["best_is_start"]
+    assert search["best"]["train"] == {"passed": 24, "total": 32}
+    assert search["best"]["holdout"] == {"passed": 6, "total": 8}
+    assert search["best"]["locked_regressed"] == 8
+    assert search["best"]["holdout_locked_regressed"] == 2
+    best = (pytester.path / ".hgd/search/best.txt").read_text()
+    assert best == "Say hello.\nSay keep.\n"
+    assert "-Say block." in search["best_prompt"]["diff"]
+    result.stdout.fnmatch_lines(
+        [
+            "search (budget:10): 6 candidates evaluated*",
+            "  best   24/32 (75%)    6/8 (75%)      8",
+            "*on the held-out files it passes 2 more (it generalises)*",
+            "    -Say block.",
+            "  gate it: pytest --hgd --hgd-candidate=.hgd/search/best.txt --hgd-baseline=start.txt",
+        ]
+    )
+    assert len(search["holdout_files"]) == 2
+    shown = [json.loads(line) for line in (pytester.path / "shown.jsonl").read_text().splitlines()]
+    ids = {f["id"] for round_ in shown for f in round_}
+    assert ids and not any(i.split("::")[0] in search["holdout_files"] for i in ids)
+    first = shown[0][0]
+    assert set(first) >= {"id", "kind", "messages", "reply", "recorded", "problems"}
+    assert first["kind"] == "corrected" and first["messages"][-1]["role"] == "user"
+    assert any("block" in problem for problem in first["problems"])
+    markdown = (pytester.path / "summary.md").read_text()
+    assert "### Candidate search (budget:10)" in markdown and "-Say block." in markdown
+    html = (pytester.path / "report.html").read_text()
+    assert 'id="search"' in html and 'class="curve-holdout"' in html
+    # the command it prints gates the best prompt: the traded locked pairs show as regressed
+    gated = pytester.runpytest("--hgd", "-p", "no:cacheprovider",
+                               *search["command"].split()[2:])  # fmt: skip
+    gated.assert_outcomes(passed=30, failed=10)  # the 10 "blocks" pairs regressed
+
+
+def test_a_budget_too_small_for_the_trade_stays_put(pytester: pytest.Pytester) -> None:
+    _valley(pytester)
+    _run(pytester, "--hgd-search=6", "--hgd-search-policy=budget:7")
+    assert _report(pytester)["search"]["best_is_start"]
+
+
+def test_with_samples_the_search_decides_as_the_sampled_gate(pytester: pytest.Pytester) -> None:
+    _valley(pytester, files=6)
+    _run(pytester, "--hgd-search=6", "--hgd-search-policy=budget:6", "--hgd-samples=10")
+    search = _report(pytester)["search"]
+    assert search["best"]["train"]["passed"] > search["start"]["train"]["passed"]
+    assert search["best"]["locked_regressed"] == 5  # 10/10 -> 0/10: significant
+
+
+def test_the_search_stops_at_n_and_at_the_call_budget(pytester: pytest.Pytester) -> None:
+    _valley(pytester)
+    _run(pytester, "--hgd-search=1")
+    assert _report(pytester)["search"]["evaluated"] == 1
+    assert len(read_log(pytester.path / ".hgd/search/log.jsonl")) == 2
+    (pytester.path / "calls.log").unlink()
+    _run(pytester, "--hgd-search=6", "--hgd-no-cache", "--hgd-max-calls=60")
+    search = _report(pytester)["search"]
+    assert len((pytester.path / "calls.log").read_text().splitlines()) <= 60
+    assert any("--hgd-max-calls budget ran out" in note for note in search["notes"])
+
+
+def test_the_ledger_and_pressure_count_the_search(pytester: pytest.Pytester) -> None:
+    _valley(pytester)
+    _run(pytester, "--hgd-search=6")
+    report = _report(pytester)
+    complete = [e for e in read_log(pytester.path / ".hgd/search/log.jsonl")[1:]
+                if not e["dropped_early"]]  # fmt: skip
+    assert report["pressure"]["probe"]["search"] == {"passed": 0, "candidates": len(complete)}
+    assert complete  # the drops of "Say block." and "Say keep." fix pairs: asked every pair
+    record = json.loads((pytester.path / ".hgd/ledger.jsonl").read_text().splitlines()[-1])
+    assert record["search"]["evaluated"] == 6 and record["search"]["policy"] == "strict"
+    assert len(record["search"]["best_sha256"]) == 64
+
+
+def test_every_proposer_is_pooled_and_one_that_raises_is_a_note(
+    pytester: pytest.Pytester,
+) -> None:
+    _valley(pytester, files=4)
+    pytester.syspathinsert()
+    pytester.makepyfile(
+        other_proposer="""
+import pytest
+@pytest.hookimpl(optionalhook=True)
+def pytest_hgd_propose(config, prompt, n):
+    return [prompt + "Say more.\\n"]
+
+class Broken:
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_hgd_propose(self, prompt):
+        raise RuntimeError("no ideas")
+
+def pytest_configure(config):
+    config.pluginmanager.register(Broken(), "broken-proposer")
+"""
+    )
+    result = _run(pytester, "-p", "other_proposer", "--hgd-search=8")
+    log = read_log(pytester.path / ".hgd/search/log.jsonl")
+    proposers = {e["proposer"] for e in log}
+    assert {"start", "conftest.py", "other_proposer", "mutators"} <= proposers
+    result.stdout.fnmatch_lines(["*search: proposer broken-proposer raised RuntimeError*"])
+
+
+def test_ctrl_c_during_the_search_leaves_best_and_log_whole(pytester: pytest.Pytester) -> None:
+    _valley(pytester, proposer=PROPOSER.replace(
+        "    with open(", "    if len(failures) < 16:\n        raise KeyboardInterrupt\n"
+        "    with open(", 1))  # fmt: skip
+    result = pytester.runpytest_subprocess(
+        "--hgd", "-p", "no:cacheprovider", "--hgd-search=10", "--hgd-search-policy=budget:10"
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    log = read_log(pytester.path / ".hgd/search/log.jsonl")  # every line parses
+    best = [e for e in log if e["best"]][-1]
+    text = (pytester.path / ".hgd/search/best.txt").read_text()
+    assert hashlib.sha256(text.encode()).hexdigest() == best["sha256"]
+    assert text == "Say hello.\nSay keep.\n"  # found in round 1; round 2 was interrupted
+    assert not list((pytester.path / ".hgd/search").glob(".*tmp"))
+
+
+def test_bad_search_options_are_usage_errors(pytester: pytest.Pytester) -> None:
+    _valley(pytester, files=2)
+    for option, expected in (
+        ("--hgd-search-policy=lenient", "*--hgd-search-policy='lenient': expected strict or budget:R*"),
+        ("--hgd-holdout=1", "*--hgd-holdout='1': expected a number in [[]0, 1)*"),
+        ("--hgd-search=-2", "*--hgd-search='-2': expected a whole number >= 0*"),
+    ):  # fmt: skip
+        result = _run(pytester, "--hgd-search=2", option)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([expected])
+
+
+def test_a_partial_run_does_not_search(pytester: pytest.Pytester) -> None:
+    _valley(pytester, files=3)
+    result = _run(pytester, "--hgd-search=3", "-k", "greets")
+    assert "search" not in _report(pytester)
+    result.stdout.fnmatch_lines(["*search skipped: the run left pairs out*"])
+
+
+def test_the_llm_proposer_is_asked_on_a_loopback_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai_server import Fault, OpenAIServer
+
+    _valley(pytester, proposer="")
+    secret = "sk-proposer-secret-0123456789"
+    monkeypatch.setenv("PROPOSER_KEY", secret)
+    with OpenAIServer() as srv:
+        pytester.makeini(
+            "[pytest]\nhgd_agent = valley_agent:reply\nhgd_prompt = start.txt\n"
+            f"hgd_proposer = openai:rewriter\nhgd_proposer_base_url = {srv.base_url}\n"
+            "hgd_proposer_api_key_env = PROPOSER_KEY\n"
+        )
+        srv.push(Fault(content=json.dumps({"prompts": ["Say hello.\nSay keep.\n"]})))
+        srv.push(Fault(status=500))
+        srv.push(Fault(status=500))
+        srv.push(Fault(status=500))
+        result = _run(pytester, "--hgd-search=8", "--hgd-search-policy=budget:10")
+        first = srv.requests[0]
+    search = _report(pytester)["search"]
+    log = read_log(pytester.path / ".hgd/search/log.jsonl")
+    (proposed,) = [e for e in log if e["proposer"] == "llm:rewriter"]
+    assert proposed["best"] and proposed["diff"].endswith("-Say block.\n Say keep.\n")
+    assert search["best"]["train"]["passed"] == 24
+    assert search["proposer"]["name"] == "llm:rewriter" and search["proposer"]["calls"] >= 2
+    assert first.body["model"] == "rewriter"
+    assert first.headers["authorization"] == f"Bearer {secret}"
+    asked = first.body["messages"][-1]["content"]
+    assert "Say block." in asked and re.search(r"q[01] \d", asked)  # the prompt, a failure
+    result.stdout.fnmatch_lines(["*search: proposer llm:rewriter raised ProposerError*"])
+    outputs = [result.stdout.str(), (pytester.path / "report.json").read_text(),
+               (pytester.path / ".hgd/search/log.jsonl").read_text()]  # fmt: skip
+    assert not any(secret in text for text in outputs)
+
+
+def test_a_bad_proposer_setting_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    _valley(pytester, files=2, proposer="")
+    (pytester.path / "template.txt").write_text("Rewrite $prompt as $unknown.\n")
+    pytester.makeini(
+        "[pytest]\nhgd_agent = valley_agent:reply\nhgd_prompt = start.txt\n"
+        "hgd_proposer = openai:rewriter\nhgd_proposer_template = template.txt\n"
+    )
+    result = _run(pytester, "--hgd-search=2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini hgd_proposer_template:*template.txt*unknown*"])
+    pytester.makeini(
+        "[pytest]\nhgd_agent = valley_agent:reply\nhgd_prompt = start.txt\n"
+        "hgd_proposer = rewriter\n"
+    )
+    result = _run(pytester, "--hgd-search=2")
+    result.stderr.fnmatch_lines(["*ini hgd_proposer='rewriter': expected openai:MODEL*"])
