@@ -19,6 +19,7 @@ from itertools import combinations
 from math import comb
 from pathlib import Path
 
+from pytest_hgd.core import model
 from pytest_hgd.core.checks import BUILTIN_CHECKS, run_checks
 from pytest_hgd.core.mutators import make_mutants
 from pytest_hgd.suite.pairfile import load_pairs
@@ -29,7 +30,7 @@ sys.path.insert(0, str(HERE))
 from agent import reply, single_edits  # noqa: E402
 
 try:  # the search's own draw, once pytest-hgd has it
-    from pytest_hgd.core.search import split_holdout  # type: ignore[import-not-found]
+    from pytest_hgd.core.search import split_holdout
 except ImportError:  # pragma: no cover - the same rule, for older pytest-hgd
 
     def split_holdout(paths: Iterable[str], fraction: float, seed: int) -> frozenset[str]:
@@ -45,7 +46,7 @@ class Pair:
     id: str
     file: str
     locked: bool
-    test: object  # pytest_hgd's Pair
+    test: model.Pair
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ def passing(prompt: str, pairs: list[Pair]) -> dict[str, bool]:
     registry = {check.name: check for check in BUILTIN_CHECKS}
     out = {}
     for pair in pairs:
-        text = reply(prompt, pair.test.messages())  # type: ignore[attr-defined]
-        out[pair.id] = all(r.passed for r in run_checks(text, pair.test, registry))  # type: ignore[arg-type]
+        text = reply(prompt, pair.test.messages())
+        out[pair.id] = all(r.passed for r in run_checks(text, pair.test, registry))
     return out
 
 
