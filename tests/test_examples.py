@@ -111,3 +111,46 @@ def test_the_ci_shard_workflow_runs_as_written(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr  # the candidate regresses
     assert "verdict: FAIL (11 regressed; 5 rollout regressed)" in done.stdout
     assert "regressed" in (folder / "summary.md").read_text(encoding="utf-8")
+
+
+def test_the_valley_example_is_a_valley(tmp_path: Path) -> None:
+    """Every single-instruction edit, and every held-out split: check_valley.py says so."""
+    folder = tmp_path / "valley"
+    shutil.copytree(EXAMPLES / "valley", folder, ignore=shutil.ignore_patterns(".hgd"))
+    done = subprocess.run([sys.executable, "check_valley.py"], cwd=folder, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("policy", ["strict", "budget:3"])
+def test_the_valley_search_as_its_readme_says(tmp_path: Path, policy: str) -> None:
+    import json
+
+    from pytest_hgd.reports.report import validate
+
+    done = run_example("valley", tmp_path, "--hgd-search=20", f"--hgd-search-policy={policy}",
+                       "--hgd-report=report.json")  # fmt: skip
+    assert done.returncode == 1  # the gate on the start prompt: its corrected pairs fail
+    report = json.loads((tmp_path / "valley/report.json").read_text())
+    validate(report)
+    search = report["search"]
+    start, best = search["start"], search["best"]
+    assert search["evaluated"] == 20
+    assert start["train"] == {"passed": 38, "total": 91}
+    assert start["holdout"] == {"passed": 13, "total": 26}
+    best_text = (tmp_path / "valley/.hgd/search/best.txt").read_text()
+    start_text = (EXAMPLES / "valley/prompts/start.txt").read_text()
+    if policy == "strict":  # every locked pair kept: it stays put
+        assert search["best_is_start"] and best == start and best_text == start_text
+        assert "kept the start prompt: none of 20 candidates met the strict policy" in done.stdout
+        return
+    assert best["train"] == {"passed": 76, "total": 91} and best["locked_regressed"] == 2
+    assert best["holdout"]["passed"] > start["holdout"]["passed"]  # it generalises
+    assert best_text == start_text.replace(
+        "Never give prices or savings figures on the phone.\n", ""
+    )
+    assert "on the held-out files it passes 9 more (it generalises)" in done.stdout
+    assert (
+        "gate it: pytest --hgd --hgd-candidate=.hgd/search/best.txt "
+        "--hgd-baseline=prompts/start.txt" in done.stdout
+    )

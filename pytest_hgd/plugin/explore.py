@@ -4,7 +4,6 @@ probe's mutants and the candidate search (``--hgd-search``)."""
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 import random
 import shlex
@@ -133,13 +132,14 @@ def search(session: HGDSession, partial: bool) -> SearchResult | None:
 
 
 def pooled(config: pytest.Config, notes: list[str]) -> Propose:
-    """Every ``pytest_hgd_propose`` implementation's proposals, a few from each in turn,
-    each named by its plugin; one that raises is noted (once) and skipped."""
+    """Every ``pytest_hgd_propose`` implementation's proposals, one list each, named by its
+    plugin (the search takes a few from each in turn); one that raises is noted (once) and
+    skipped."""
     failed: set[str] = set()
 
     def propose(
         prompt: str, failures: list[dict[str, Any]], rng: random.Random, n: int
-    ) -> list[Proposal]:
+    ) -> list[list[Proposal]]:
         groups: list[list[Proposal]] = []
         for impl in reversed(config.hook.pytest_hgd_propose.get_hookimpls()):
             if impl.hookwrapper or getattr(impl, "wrapper", False):
@@ -156,9 +156,9 @@ def pooled(config: pytest.Config, notes: list[str]) -> Propose:
                     failed.add(name)
                     notes.append(f"search: proposer {name} raised {describe_exception(exc)}")
                 continue
-            texts = answer if isinstance(answer, (list, tuple)) else ()
-            groups.append([Proposal(t, name) for t in texts if isinstance(t, str)][:n])
-        return [p for row in itertools.zip_longest(*groups) for p in row if p is not None]
+            texts = answer if isinstance(answer, list | tuple) else ()
+            groups.append([Proposal(t, name) for t in texts if isinstance(t, str)])
+        return groups
 
     return propose
 
@@ -204,6 +204,9 @@ def search_report(session: HGDSession, found: SearchResult) -> dict[str, Any]:
     return {
         **found.report(parse_policy(options.policy)),
         "out": str(options.out),
+        "best_path": os.path.relpath(
+            options.out / "best.txt", session.config.invocation_params.dir
+        ),
         "command": gate_command(session, options.out),
     }
 

@@ -76,8 +76,8 @@ def terminal_lines(report: Mapping[str, Any]) -> list[Line]:
     for note in search.get("notes", []):
         lines.append((f"  note: {note}", {"yellow": True}))
     if not search.get("best_is_start"):
-        where = search.get("out", "")
-        lines.append((f"  best prompt ({where}/best.txt), against the start:", {}))
+        where = search.get("best_path") or f"{search.get('out', '')}/best.txt"
+        lines.append((f"  best prompt ({where}), against the start:", {}))
         for line in _diff_lines(search):
             header = line.startswith(("+++", "---"))
             colour = None if header else {"+": "green", "-": "red"}.get(line[:1])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ class Proposal:
     proposer: str
 
 
-Propose = Callable[[str, list[dict[str, Any]], random.Random, int], list[Proposal]]
+# (prompt, failures, rng, n) -> each proposer's proposals, a list each
+Propose = Callable[[str, list[dict[str, Any]], random.Random, int], list[list[Proposal]]]
 
 
 @dataclass(frozen=True)
@@ -238,13 +240,20 @@ class Search:
         return result
 
     def _proposals(self, best: Candidate, rng: random.Random, wanted: int) -> list[Proposal]:
-        failures = self.failures(best)
-        fresh = []
-        for proposal in self.propose(best.text, failures, rng, wanted):
-            if proposal.text not in self.seen and proposal.text.strip():
-                self.seen.add(proposal.text)
+        """Up to ``wanted`` proposals never evaluated before, a few from each proposer in
+        turn (a proposer that repeats itself does not crowd out the others)."""
+        groups = [
+            [p for p in group if p.text not in self.seen and p.text.strip()]
+            for group in self.propose(best.text, self.failures(best), rng, wanted)
+        ]
+        fresh: list[Proposal] = []
+        for proposal in itertools.chain.from_iterable(itertools.zip_longest(*groups)):
+            if len(fresh) == wanted:
+                break
+            if proposal is not None and proposal.text not in self.seen:
+                self.seen.add(proposal.text)  # taken: evaluated this round
                 fresh.append(proposal)
-        return fresh[:wanted]
+        return fresh
 
     def failures(self, candidate: Candidate) -> list[dict[str, Any]]:
         """What the proposers are shown: the training pairs the prompt fails."""
