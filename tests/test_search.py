@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import re
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_hgd.core.search import (
     SearchPolicy,
@@ -17,8 +21,9 @@ from pytest_hgd.core.search import (
     parse_policy,
     score,
     split_holdout,
+    stratified_p,
 )
-from pytest_hgd.core.stats import PassCounts
+from pytest_hgd.core.stats import PassCounts, fisher_one_sided_greater
 from pytest_hgd.storage.search_out import read_log
 
 # A prompt is lines "Say WORD."; the reply is the words said, in order, then the question.
@@ -137,13 +142,48 @@ def test_with_samples_a_budget_gain_must_be_beyond_the_noise() -> None:
     assert not acceptable(noise, start, SearchPolicy(0), sampled=True, level=0.01)
     sure = scored({**ref, "c0": (10, 10), "c1": (10, 10), "c2": (10, 10)})
     assert acceptable(sure, start, SearchPolicy(0), sampled=True, level=0.01)
-    # three sure fixes and two lucky ones do not outweigh three pairs that fell
-    ref2 = {**ref, "l0": (6, 10), "l1": (6, 10), "l2": (6, 10)}
-    fell = {"l0": (4, 10), "l1": (4, 10), "l2": (4, 10), "n0": (6, 10), "n1": (6, 10)}
+    # three sure fixes and two lucky ones, against three sure losses: no real net gain
+    ref2 = {**ref, "l0": (10, 10), "l1": (10, 10), "l2": (10, 10)}
+    fell = {"l0": (0, 10), "l1": (0, 10), "l2": (0, 10), "n0": (6, 10), "n1": (6, 10)}
     trade = scored({**ref2, "c0": (10, 10), "c1": (10, 10), "c2": (10, 10), **fell})
     start2 = scored(ref2)
     assert trade.passed > start2.passed
     assert not acceptable(trade, start2, SearchPolicy(5), sampled=True, level=0.01)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 4), st.integers(1, 4)).flatmap(
+            lambda runs: st.tuples(
+                st.integers(0, runs[0]),
+                st.just(runs[0]),
+                st.integers(0, runs[1]),
+                st.just(runs[1]),
+            )
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_the_stratified_p_value_is_the_exact_tail(tables: list[tuple[int, int, int, int]]) -> None:
+    """Brute force: every way the pairs' passes could split between the prompts, weighted
+    by its hypergeometric chance given each pair's margins."""
+    counts = [(PassCounts(c, cr), PassCounts(b, br)) for c, cr, b, br in tables]
+    observed = sum(c for c, _, _, _ in tables)
+    laws = []
+    for c, cr, b, br in tables:
+        n, t = cr + br, c + b
+        laws.append({x: math.comb(cr, x) * math.comb(br, t - x) / math.comb(n, t)
+                     for x in range(max(0, t - br), min(t, cr) + 1)})  # fmt: skip
+    tail = sum(
+        math.prod(law[x] for law, x in zip(laws, xs, strict=True))
+        for xs in itertools.product(*(list(law) for law in laws))
+        if sum(xs) >= observed
+    )
+    assert stratified_p(counts) == pytest.approx(tail, abs=1e-12)
+    if len(tables) == 1:
+        assert stratified_p(counts) == pytest.approx(fisher_one_sided_greater(*counts[0]))
 
 
 def test_ties_go_to_the_shorter_prompt() -> None:

@@ -6,8 +6,9 @@ The search itself (proposals, calls) is ``run/search.py``; docs/search.md has th
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from pytest_hgd.core.pairs import PairCounts, decide_counts
@@ -117,18 +118,40 @@ def acceptable(
 
 
 def significant_gain(candidate: Score, start: Score, level: float) -> bool:
-    """More pairs significantly fixed against the start (the gate's own corrected family of
-    fixes, at ``level``) than pairs that went from mostly passing to mostly failing, whether
-    or not that drop is significant: with chance at least 1 - level every counted fix is
-    real, and every observed loss is counted against them."""
-    shared = [pid for pid in candidate.counts if pid in start.counts]
-    decided = decide_counts(
-        [PairCounts(candidate.counts[pid], start.counts[pid]) for pid in shared],
-        level,
-        sampled=True,
-    )
-    fixed = sum(1 for d in decided if d.delta == "fixed")
-    return fixed > len(start.passing - candidate.passing)
+    """Is the candidate's gain in passes over the start beyond the agent's noise? The exact
+    stratified test of ``sum(c_i)`` (``stratified_p``) over the pairs both prompts were asked,
+    at ``level``: exact when the candidate is a no-op (docs/search.md)."""
+    tables = [
+        (cand, start.counts[pid]) for pid, cand in candidate.counts.items() if pid in start.counts
+    ]
+    return stratified_p(tables) <= level
+
+
+def stratified_p(tables: Sequence[tuple[PassCounts, PassCounts]]) -> float:
+    """One-sided p-value that the candidate passes more, over pairs (candidate, start).
+
+    Under a no-op every pair's samples under both prompts are alike, so given the pair's
+    passes t out of n, the candidate's share is hypergeometric, independently across pairs:
+    the exact law of ``sum(c_i)`` is the convolution of those (the exact form of the
+    Cochran-Mantel-Haenszel test). p = P(sum >= observed)."""
+    law = [1.0]  # law[j]: chance the candidate's passes sum to (its least possible) + j
+    observed = lowest = 0
+    for cand, base in tables:
+        n, t, k = cand.runs + base.runs, cand.passes + base.passes, cand.runs
+        least, most = max(0, t - base.runs), min(t, k)
+        observed += cand.passes
+        lowest += least
+        if least == most:
+            continue  # the pair's margins leave no freedom: no evidence either way
+        whole = math.comb(n, t)
+        pmf = [math.comb(k, c) * math.comb(n - k, t - c) / whole for c in range(least, most + 1)]
+        moved = [0.0] * (len(law) + len(pmf) - 1)
+        for i, chance in enumerate(law):
+            if chance:
+                for j, share in enumerate(pmf):
+                    moved[i + j] += chance * share
+        law = moved
+    return min(1.0, sum(law[max(0, observed - lowest) :]))
 
 
 def better(passed: int, text: str, than_passed: int, than_text: str) -> bool:
