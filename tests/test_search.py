@@ -239,6 +239,9 @@ def test_a_budget_escapes_the_valley_and_wins_on_held_out_files(
             "*on the held-out files it passes 2 more (it generalises)*",
             "    -Say block.",
             "  gate it: pytest --hgd --hgd-candidate=.hgd/search/best.txt --hgd-baseline=start.txt",
+            "*",
+            "next: gate the search's best prompt: pytest --hgd --hgd-candidate=.hgd/search/"
+            "best.txt --hgd-baseline=start.txt",
         ]
     )
     assert len(search["holdout_files"]) == 2

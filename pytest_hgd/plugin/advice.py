@@ -12,6 +12,9 @@ def next_command(
     report: Mapping[str, Any], args: list[str], *, has_baseline: bool, lf_works: bool
 ) -> str:
     """What to do next. ``lf_works``: pytest's cache provider is on, so ``--lf`` works."""
+    search = report.get("search")
+    if search and not search.get("best_is_start") and search.get("command"):
+        return f"gate the search's best prompt: {search['command']}"
     undecided = (report.get("counts") or {}).get("undecided", 0)
     budget = f"{undecided} pairs are undecided: raise --hgd-max-calls (or drop it) and run again"
     if report["verdict"] == "fail":
