@@ -44,16 +44,51 @@ def search(pair_ids: Sequence[str], hunks: Sequence[int], oracle: Oracle) -> dic
     """Each pair's culprits among ``hunks``; reverting them all (the baseline) is taken to
     make every pair pass, as it did in the gate.
 
-    A set that makes a pair pass is split (hunk by hunk when small, else in halves) and each
-    part is tried, every pair's queries of a round at once; a single hunk that makes it pass
-    is a culprit. A set none of whose parts does is a joint cause, shrunk by dropping its
-    hunks one at a time while it still passes (``_shrink``). With d culprits among h hunks a
-    pair costs about 2 d log2(h) queries, not h.
+    Every single hunk that makes the pair pass reverted alone is found (``_explore``: by
+    group testing, about 2 d log2(h) queries for d culprits among h hunks, not h). When the
+    other hunks, reverted together, make it pass too, they hold a joint cause: it is
+    searched for the same way, and each joint cause found is shrunk to the hunks it needs
+    (``_shrink``).
     """
     found: dict[str, set[int]] = {pair: set() for pair in pair_ids}
     joint: list[Query] = []
     short: set[str] = set()
-    frontier = [(pair, frozenset(hunks)) for pair in pair_ids] if hunks else []
+    roots = [(pair, frozenset(hunks)) for pair in pair_ids] if hunks else []
+    while roots:
+        singles = _explore(roots, oracle, joint, short)
+        rests = [(pair, root - singles[pair]) for pair, root in roots if singles[pair] < root]
+        rests = [(pair, rest) for pair, rest in rests if singles[pair]]
+        answers = oracle(sorted(rests, key=_order)) if rests else {}
+        for pair, _ in roots:
+            found[pair] |= singles[pair]
+        roots = []
+        for query in rests:
+            answer = answers.get(query)
+            if answer is None:
+                short.add(query[0])
+            elif answer:
+                roots.append(query)
+    together: dict[str, set[tuple[int, ...]]] = {pair: set() for pair in pair_ids}
+    for pair, group in _shrink(joint, oracle, short):
+        if len(group) == 1:
+            found[pair] |= group
+        else:
+            together[pair].add(tuple(sorted(group)))
+    return {
+        pair: Culprits(tuple(sorted(found[pair])), tuple(sorted(together[pair])), pair not in short)
+        for pair in pair_ids
+    }
+
+
+def _explore(
+    roots: Sequence[Query], oracle: Oracle, joint: list[Query], short: set[str]
+) -> dict[str, set[int]]:
+    """The single culprits under each (pair, set that makes it pass): the set split (hunk by
+    hunk when small, else in halves), each part tried, the passing parts split again, every
+    pair's queries of a round asked at once. A set none of whose parts passes goes to
+    ``joint``."""
+    singles: dict[str, set[int]] = {pair: set() for pair, _ in roots}
+    frontier = list(roots)
     while frontier:
         parts = {(pair, known): _parts(known) for pair, known in frontier}
         queries = sorted(
@@ -72,21 +107,12 @@ def search(pair_ids: Sequence[str], hunks: Sequence[int], oracle: Oracle) -> dic
                     passing.append(part)
             for part in passing:
                 if len(part) == 1:
-                    found[pair] |= part
+                    singles[pair] |= part
                 else:
                     frontier.append((pair, part))
             if not passing and pair not in short:
                 joint.append((pair, known))
-    together: dict[str, set[tuple[int, ...]]] = {pair: set() for pair in pair_ids}
-    for pair, group in _shrink(joint, oracle, short):
-        if len(group) == 1:
-            found[pair] |= group
-        else:
-            together[pair].add(tuple(sorted(group)))
-    return {
-        pair: Culprits(tuple(sorted(found[pair])), tuple(sorted(together[pair])), pair not in short)
-        for pair in pair_ids
-    }
+    return singles
 
 
 def _shrink(joint: Sequence[Query], oracle: Oracle, short: set[str]) -> list[Query]:

@@ -3,9 +3,9 @@
 ``split_hunks(baseline, candidate)`` diffs the two prompts line by line (difflib) and cuts
 each changed block as finely as it can while every hunk stays revertible on its own:
 
-- in a block that replaces m lines by n, lines that still look alike (a similarity of at
-  least ``MATCH``) are paired in order as replacements; the others become one removal or
-  one insertion hunk each;
+- in a block that replaces m lines by n, lines that still look alike (difflib's ratio of
+  their words at least ``MATCH``) are paired in order as replacements; the others become
+  one removal or one insertion hunk each;
 - a line replaced by one line is cut again into sentences
   (``core.mutators.split_sentences``) when that is finer, the same way;
 - a piece that changes only whitespace joins the hunk next to it in its block.
@@ -19,14 +19,16 @@ candidate.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pytest_hgd.core.mutators import split_sentences
 
-MATCH = 0.5  # similarity (difflib ratio, case-folded) at which two lines are one replaced line
+MATCH = 0.5  # similarity of their words at which two lines are one line reworded
 MAX_PAIRING = 2500  # a block of m x n lines above this is cut into removals and insertions
 LABEL_CHARS = 160
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -149,20 +151,22 @@ def _pair_up(old: list[str], new: list[str]) -> list[tuple[tuple[int, int], tupl
 
 
 def _similarity(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, a.strip().lower(), b.strip().lower()).ratio()
+    """How alike two lines' words are (difflib's ratio over their case-folded words)."""
+    return difflib.SequenceMatcher(None, _WORD.findall(a.lower()), _WORD.findall(b.lower())).ratio()
 
 
 def _merge_whitespace(block: list[_Piece]) -> list[_Piece]:
     """Pieces that change only whitespace joined to the piece before them (or after, for the
-    first): consecutive pieces of one block are adjacent in both prompts."""
+    first) when the two touch: pieces of one block are apart only by sentences both prompts
+    share, never empty, so touching in the candidate is touching in the baseline too."""
     merged: list[_Piece] = []
     for piece in block:
-        if merged and (_blank(piece) or _blank(merged[-1])):
-            last = merged[-1]
-            piece = _Piece(
+        last = merged[-1] if merged else None
+        touching = last is not None and last.start + len(last.candidate) == piece.start
+        if last is not None and touching and (_blank(piece) or _blank(last)):
+            merged[-1] = _Piece(
                 last.baseline + piece.baseline, last.candidate + piece.candidate, last.start
             )
-            merged[-1] = piece
         else:
             merged.append(piece)
     return merged

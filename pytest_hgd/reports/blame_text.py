@@ -7,12 +7,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 EXCERPT = 100
+GROUP_SHOWN = 3  # a joint cause of more hunks is one line, its hunks' texts in the JSON
 
 
 def blame_lines(pair: Mapping[str, Any]) -> list[str]:
     """Under a regressed pair: ``blame: hunk 7 "old" → "new"``, one line a hunk."""
-    entries = pair.get("blame") or []
-    lines = [f"{'blame:' if n == 0 else '      '} {_hunk(e)}" for n, e in enumerate(entries)]
+    shown = _shown(pair.get("blame") or [])
+    lines = [f"{'blame:' if n == 0 else '      '} {text}" for n, text in enumerate(shown)]
     note = pair.get("blame_note")
     if note:
         lines.append(f"blame: {note}")
@@ -37,7 +38,7 @@ def blame_markdown(report: Mapping[str, Any], md: Callable[[str], str]) -> list[
         return []
     out = ["", "### Which hunk of the change broke which pair", ""]
     for pair in blamed:
-        hunks = "; ".join(_hunk(e) for e in pair.get("blame") or [])
+        hunks = "; ".join(_shown(pair.get("blame") or []))
         note = pair.get("blame_note")
         text = "; ".join(part for part in (hunks, note) if part)
         out.append(f"- {md(pair['id'])}: {md(text)}")
@@ -58,3 +59,18 @@ def _hunk(entry: Mapping[str, Any]) -> str:
     if others:
         together += ", ".join(str(i) for i in others) + ")"
     return f"hunk {entry['hunk']} {entry['text']}{together}"
+
+
+def _shown(entries: list[Mapping[str, Any]]) -> list[str]:
+    """One text a hunk; a joint cause of more than ``GROUP_SHOWN`` hunks, one in all."""
+    shown = []
+    done: set[tuple[int, ...]] = set()
+    for entry in entries:
+        group = tuple(sorted([entry["hunk"], *(entry.get("together_with") or [])]))
+        if len(group) <= GROUP_SHOWN:
+            shown.append(_hunk(entry))
+        elif group not in done:
+            done.add(group)
+            numbers = ", ".join(str(i) for i in group)
+            shown.append(f"hunks {numbers}: only all of them reverted together")
+    return shown

@@ -30,7 +30,7 @@ class BlameRun:
     hunks: list[Hunk]
     culprits: dict[str, Culprits] = field(default_factory=dict)
     variants: int = 0  # distinct prompts tried (each with some hunks reverted)
-    calls: int = 0  # new agent calls asked for (the budget may have refused some)
+    calls: int = 0  # new agent calls made
     reused: int = 0  # replies reused (from the cache, or asked already in this run)
 
     @property
@@ -75,14 +75,6 @@ class _Oracle:
                 self.plan.samples,
                 self.alpha,
             )
-            draws = [
-                (text, self.pairs[pair_id].messages(), sample)
-                for pair_id in pair_ids
-                for sample in range(evaluator.samples(self.pairs[pair_id]))
-            ]
-            new = self.scheduler.new_calls(draws)  # before they are asked: each call once
-            self.run.calls += new
-            self.run.reused += len(draws) - new
             for pair_id in pair_ids:
                 evaluator.submit(pair_id, self.pairs[pair_id])
             evaluators.append((reverted, pair_ids, evaluator))
@@ -98,6 +90,9 @@ class _Oracle:
         """True when the variant keeps the pair (no regression against its baseline counts by
         the gate's rule), None when it could not be checked."""
         _, evaluation = evaluator.evaluate(pair_id, self.pairs[pair_id])
+        made = sum(1 for reply in evaluation.replies if not reply.cached)  # a reply asked
+        self.run.calls += made  # again in this run is marked cached: each call counts once
+        self.run.reused += len(evaluation.replies) - made
         if evaluation.error is not None or pair_id in evaluator.undecided:
             return None
         counts = stats.PassCounts(evaluation.passes, evaluation.runs)
