@@ -410,3 +410,10 @@ def test_blame_keeps_to_the_call_budget(hgd: Gate) -> None:
         ["hgd: blame: 2 hunks, 1 regressed pairs, 2 variant prompts, 2 agent calls*"]
     )
     assert "cut short" not in result.stdout.str()
+
+
+def test_blame_without_a_baseline_says_it_needs_one(hgd: Gate) -> None:
+    echo_gate(hgd, ["Offer a call from a sales rep."], ["Offer a call."])
+    result = hgd.run("--hgd-candidate=cand.txt", "--hgd-blame")
+    assert result.ret == 1  # `rep` fails: new_fail
+    result.stdout.fnmatch_lines(["hgd: blame: needs a baseline (--hgd-baseline) to compare with"])

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 def blame_decision(session: HGDSession, decision: RunDecision) -> ReportBlame | None:
     """What the report adds for ``--hgd-blame`` (None when blame is off or has nothing to
     say); notes for the terminal go to ``session.notes``."""
+    if session.settings.blame and session.baseline is None:
+        session.notes.append("blame: needs a baseline (--hgd-baseline) to compare with")
     if session.settings.blame is False or session.baseline is None:
         return None
     blame = ReportBlame(rollouts=_divergences(decision))
@@ -70,7 +72,11 @@ def _blame_pairs(
         alpha=settings.alpha,
     )
     session.notes.append(blame_summary(run))
-    return {pair_id: blame_entries(c, hunks) for pair_id, c in run.culprits.items()}
+    # prompt text, but masked like every output in case a prompt holds a configured secret
+    return {
+        pair_id: session.redactor.value(blame_entries(c, hunks))
+        for pair_id, c in run.culprits.items()
+    }
 
 
 def _divergences(decision: RunDecision) -> dict[str, dict[str, object]]:
