@@ -330,8 +330,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "| pair | delta | why |",
             "|---|---|---|",
         ]
-        for pair in problems:
-            out.append(f"| {md(pair['id'])} | {pair['delta']} | {md(_failure_text(pair))} |")
+        out += [f"| {md(p['id'])} | {p['delta']} | {md(_failure_text(p))} |" for p in problems]
         out += blame_markdown(report, md)
     if report["tags"]:
         out += [
