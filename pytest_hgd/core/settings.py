@@ -104,6 +104,7 @@ class Settings:
     )
     ledger: Path | None = None
     probe: int = 0
+    blame: bool | None = None  # --hgd-blame / --hgd-no-blame; None: on for 2 to 20 hunks
     seed: int = 0
     pressure_warn: float = 0.7
     max_pressure: float | None = None

@@ -137,6 +137,9 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="also replay every conversation with the agent's own replies (rollout items)",
     )
+    blame = "name the prompt change's hunks each regressed pair depends on (default: when 2-20)"
+    group.addoption("--hgd-blame", action="store_true", default=None, help=blame)
+    group.addoption("--hgd-no-blame", action="store_false", dest="hgd_blame", default=None)
     group.addoption(
         "--hgd-no-ledger",
         action="store_true",
@@ -312,6 +315,7 @@ def resolve(config: pytest.Config) -> Settings:
         else r.path("--hgd-ledger", "hgd_ledger", ".hgd/ledger.jsonl"),
         probe=r.parsed("--hgd-probe", "hgd_probe", non_negative, 0, "a whole number >= 0"),
         seed=r.parsed("--hgd-seed", "hgd_seed", int, 0, "a whole number"),
+        blame=config.getoption("hgd_blame"),
         pressure_warn=r.parsed("", "hgd_pressure_warn", unit, 0.7, "a number in [0, 1]"),
         max_pressure=r.parsed(
             "--hgd-max-pressure", "hgd_max_pressure", unit, None, "a number in [0, 1]"

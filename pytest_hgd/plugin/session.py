@@ -17,6 +17,7 @@ from pytest_hgd.core.redact import redactor_for
 from pytest_hgd.core.settings import Settings
 from pytest_hgd.plugin import explore
 from pytest_hgd.plugin.advice import next_command
+from pytest_hgd.plugin.blaming import blame_decision
 from pytest_hgd.plugin.builtins import Builtins
 from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
 from pytest_hgd.plugin.keys import SPARES_KEY
@@ -296,8 +297,9 @@ class HGDSession:
         if found is not None and self.settings.search is not None:
             decision.record["search"] = explore.search_record(found, self.settings.search.policy)
         self._append_to_ledger(decision.record)
+        blame = blame_decision(self, decision)  # --hgd-blame: after the decision, controller only
         report = build_report(
-            evidence, decision, strict=self.settings.strict, prompts=self.prompts()
+            evidence, decision, strict=self.settings.strict, prompts=self.prompts(), blame=blame
         )
         if found is not None:
             report["search"] = explore.search_report(self, found)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_hgd.core import gate, stats
+from pytest_hgd.core.blame import ReportBlame
 from pytest_hgd.core.decision import RunDecision, RunEvidence
 from pytest_hgd.core.fastschema import Validate, compile_schema
 from pytest_hgd.core.suite_test import suite_comparison
@@ -34,12 +35,15 @@ def build_report(
     *,
     strict: bool,
     prompts: Mapping[str, Any],
+    blame: ReportBlame | None = None,
 ) -> dict[str, Any]:
     """The report of a run: its evidence, and the decision `decision.decide_run` made of it
-    (counts, verdict, pressure: read, never recomputed)."""
+    (counts, verdict, pressure: read, never recomputed); ``blame`` adds what ``--hgd-blame``
+    found to the regressed pairs and rollouts."""
     pairs = sorted(decision.pairs, key=lambda p: str(p["id"]))
     rollouts = decision.rollouts
     selection = dict(evidence.selection)
+    blamed = blame or ReportBlame()
     return {
         "schema_version": SCHEMA_VERSION,
         "verdict": decision.verdict,
@@ -48,7 +52,7 @@ def build_report(
         "selection": selection,
         "strict": strict,
         "counts": dict(decision.counts),
-        "pairs": [dict(p) for p in pairs],
+        "pairs": [{**p, **blamed.pairs.get(str(p["id"]), {})} for p in pairs],
         "skipped": sorted((dict(s) for s in evidence.skipped), key=lambda s: str(s["id"])),
         "tags": gate.tag_pass_rates(pairs),
         "prompts": dict(prompts),
@@ -58,7 +62,10 @@ def build_report(
         "pressure": dict(decision.pressure),
         "samples": dict(decision.samples),
         "trend": [dict(point) for point in decision.trend],
-        "rollouts": sorted((dict(r) for r in rollouts), key=lambda r: str(r["id"])),
+        "rollouts": sorted(
+            ({**r, **blamed.rollouts.get(str(r["id"]), {})} for r in rollouts),
+            key=lambda r: str(r["id"]),
+        ),
         "rollout_summary": _rollout_summary(pairs, rollouts, decision.rollout_counts)
         if rollouts
         else None,

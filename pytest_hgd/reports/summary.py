@@ -10,6 +10,7 @@ from typing import Any
 from pytest_hgd.core.gate import FAILING_DELTAS
 from pytest_hgd.core.text import printable
 from pytest_hgd.reports import search_view
+from pytest_hgd.reports.blame_text import blame_lines, blame_markdown, divergence_lines
 from pytest_hgd.storage.cache import write_atomic
 
 Line = tuple[str, dict[str, bool]]
@@ -28,6 +29,7 @@ def _rollout_lines(report: Mapping[str, Any]) -> list[str]:
     for rollout in report.get("rollouts", []):
         if rollout["delta"] in FAILING:
             lines.append(f"  {rollout['delta']:<10} {rollout['id']}: {_rollout_failure(rollout)}")
+            lines.extend(f"             {text}" for text in divergence_lines(rollout))
     hidden = summary["pairs_pass_rollout_fails"]
     if hidden:
         lines.append("every pair passes but the rollout fails (compounding errors):")
@@ -265,6 +267,7 @@ def _terminal_lines(report: Mapping[str, Any], rerun: str) -> list[Line]:
         for pair in problems:
             lines.append((f"  {pair['delta']:<10} {pair['id']}", {"red": True}))
             lines.append((f"             {_failure_text(pair)}", {}))
+            lines.extend((f"             {text}", {}) for text in blame_lines(pair))
     if report["tags"]:
         lines.append(("pass rate per tag (baseline → candidate):", {}))
         for tag, entry in report["tags"].items():
@@ -327,8 +330,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "| pair | delta | why |",
             "|---|---|---|",
         ]
-        for pair in problems:
-            out.append(f"| {md(pair['id'])} | {pair['delta']} | {md(_failure_text(pair))} |")
+        out += [f"| {md(p['id'])} | {p['delta']} | {md(_failure_text(p))} |" for p in problems]
+        out += blame_markdown(report, md)
     if report["tags"]:
         out += [
             "",
