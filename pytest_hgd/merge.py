@@ -16,7 +16,7 @@ from typing import Any
 
 from pytest_hgd.core.decision import decide_run
 from pytest_hgd.core.shards import MergeRefused, merge, policy_of
-from pytest_hgd.reports.report import build_report, validate_partial, write_json
+from pytest_hgd.reports.report import NotAPartial, build_report, validate_partial, write_json
 from pytest_hgd.reports.summary import render_terminal, write_markdown
 from pytest_hgd.storage.ledger import append_record, read_ledger
 
@@ -51,8 +51,6 @@ def _refuse(message: str) -> int:
 
 def _read(paths: list[Path]) -> list[tuple[str, dict[str, Any]]] | str:
     """Each partial, or why one cannot be used."""
-    import jsonschema
-
     partials = []
     for path in paths:
         try:
@@ -62,10 +60,9 @@ def _read(paths: list[Path]) -> list[tuple[str, dict[str, Any]]] | str:
             return f"cannot read {path}: {exc.strerror or exc}"
         except ValueError as exc:
             return f"{path} is not JSON ({exc})"
-        except jsonschema.ValidationError as exc:
-            path_in = "/".join(map(str, exc.absolute_path)) or "the top level"
+        except NotAPartial as exc:
             return (
-                f"{path} is not a shard's partial: at {path_in}: {exc.message}. Hint: write "
+                f"{path} is not a shard's partial: {exc}. Hint: write "
                 "partials with pytest --hgd --hgd-shard=I/N --hgd-partial=PATH"
             )
         partials.append((str(path), data))

@@ -19,6 +19,7 @@ from pytest_hgd.plugin import explore
 from pytest_hgd.plugin.advice import next_command
 from pytest_hgd.plugin.blaming import blame_decision
 from pytest_hgd.plugin.builtins import Builtins
+from pytest_hgd.plugin.early import EarlyStart
 from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
 from pytest_hgd.plugin.keys import SPARES_KEY
 from pytest_hgd.plugin.outputs import (
@@ -103,6 +104,7 @@ class HGDSession:
         self.skipped: list[dict[str, Any]] = []
         self.selection = Selection()
         self.sharding = Sharding(settings, self.selection)
+        self.early = EarlyStart(config, self.evaluator, self._runnable, settings.shard)
         if settings.shard or settings.partial:
             config.pluginmanager.register(self.sharding, "hgd-sharding")
         self.report: dict[str, Any] | None = None
@@ -127,11 +129,15 @@ class HGDSession:
         if not session.config.option.collectonly and not is_controller(self.config):
             self.scheduler.warm_up()
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self.early.collected(report)  # a pair file's calls start while pytest collects on
+
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
         self.selection.deselected += sum(1 for item in items if self._runnable(item))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.all_items = list(session.items)
+        self.early.finish(session.items)
         self.selection.collected = len(self._runnable_items())
         if not session.config.option.collectonly:
             # What collection built (items, pairs, their checks) lives until the run ends.

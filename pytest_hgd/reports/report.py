@@ -161,10 +161,23 @@ def _raise_first(validator: jsonschema.Draft202012Validator, data: Mapping[str, 
         raise error
 
 
+class NotAPartial(Exception):
+    """A document that breaks ``$defs/partial``: where (a JSON path) and what is wrong. Our
+    own type, so a caller catches it whichever copy of jsonschema made the check."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"at {where}: {problem}")
+        self.where, self.problem = where, problem
+
+
 def validate_partial(partial: Mapping[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` when a shard's partial (``--hgd-partial``)
-    breaks ``$defs/partial`` of the shipped schema."""
-    _raise_first(_part_validator("partial"), partial)
+    """Raise `NotAPartial` when a shard's partial (``--hgd-partial``) breaks ``$defs/partial``
+    of the shipped schema."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_part_validator("partial").iter_errors(partial))
+    if error is not None:
+        raise NotAPartial("/".join(map(str, error.absolute_path)) or "the top level", error.message)
 
 
 def write_partial(partial: Mapping[str, Any], path: Path) -> None:
