@@ -151,6 +151,6 @@ def test_the_valley_search_as_its_readme_says(tmp_path: Path, policy: str) -> No
     )
     assert "on the held-out files it passes 9 more (it generalises)" in done.stdout
     assert (
-        "gate it: pytest --hgd --hgd-candidate=.hgd/search/best.txt "
-        "--hgd-baseline=prompts/start.txt" in done.stdout
+        "gate it: pytest --hgd -p no:cacheprovider --hgd-report=report.json "
+        "--hgd-candidate=.hgd/search/best.txt --hgd-baseline=prompts/start.txt" in done.stdout
     )

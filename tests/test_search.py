@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import re
+import shlex
 from typing import Any
 
 import pytest
@@ -187,10 +188,20 @@ def test_the_stratified_p_value_is_the_exact_tail(tables: list[tuple[int, int, i
 
 
 def test_ties_go_to_the_shorter_prompt() -> None:
-    assert better(5, "abc", 4, "a")
-    assert better(5, "ab", 5, "abc")
-    assert not better(5, "abc", 5, "abc")
-    assert not better(4, "a", 5, "abcdef")
+    def scored(passed: int, locked_regressed: int = 0) -> Any:
+        reference = {f"p{i}": True for i in range(6)}
+        results = {f"p{i}": i < passed for i in range(6)}
+        locked = {f"p{i}" for i in range(5, 5 - locked_regressed, -1)}
+        for pid in locked:
+            results[pid] = False
+        return _score(results, reference, locked)
+
+    assert better(scored(5), "abc", scored(4), "a")
+    assert better(scored(4), "ab", scored(4), "abc")
+    assert not better(scored(4), "abc", scored(4), "abc")
+    assert not better(scored(3), "a", scored(4), "abcdef")
+    fewer_lost = scored(3, locked_regressed=0)
+    assert better(fewer_lost, "abcdef", scored(3, locked_regressed=1), "a")
 
 
 # the search, as users run it -------------------------------------------------------------
@@ -209,8 +220,8 @@ def test_strict_keeps_every_locked_pair_and_stays_put(pytester: pytest.Pytester)
     result.stdout.fnmatch_lines(
         [
             "search (strict): 6 candidates evaluated*",
-            "  start  16/32 (50%)    4/8 (50%)      0",
-            "  best   16/32 (50%)    4/8 (50%)      0",
+            "  start  16/32 (50%)    4/8 (50%)      0 / 0",
+            "  best   16/32 (50%)    4/8 (50%)      0 / 0",
             "*kept the start prompt: none of 6 candidates met the strict policy*",
         ]
     )
@@ -235,13 +246,14 @@ def test_a_budget_escapes_the_valley_and_wins_on_held_out_files(
     result.stdout.fnmatch_lines(
         [
             "search (budget:10): 6 candidates evaluated*",
-            "  best   24/32 (75%)    6/8 (75%)      8",
-            "*on the held-out files it passes 2 more (it generalises)*",
+            "  best   24/32 (75%)    6/8 (75%)      8 / 2",
+            "*on the held-out files it passes 2 more (it generalises), and it regresses 2 locked"
+            " pairs there, which the search never saw*",
             "    -Say block.",
-            "  gate it: pytest --hgd --hgd-candidate=.hgd/search/best.txt --hgd-baseline=start.txt",
-            "*",
-            "next: gate the search's best prompt: pytest --hgd --hgd-candidate=.hgd/search/"
-            "best.txt --hgd-baseline=start.txt",
+            "  gate it: pytest --hgd -p no:cacheprovider --hgd-report=report.json *"
+            " --hgd-candidate=.hgd/search/best.txt --hgd-baseline=start.txt",
+            "next: gate the search's best prompt: pytest --hgd *"
+            " --hgd-candidate=.hgd/search/best.txt --hgd-baseline=start.txt",
         ]
     )
     assert len(search["holdout_files"]) == 2
@@ -257,8 +269,8 @@ def test_a_budget_escapes_the_valley_and_wins_on_held_out_files(
     html = (pytester.path / "report.html").read_text()
     assert 'id="search"' in html and 'class="curve-holdout"' in html
     # the command it prints gates the best prompt: the traded locked pairs show as regressed
-    gated = pytester.runpytest("--hgd", "-p", "no:cacheprovider",
-                               *search["command"].split()[2:])  # fmt: skip
+    assert "--hgd-search" not in search["command"] and "--hgd-markdown" in search["command"]
+    gated = pytester.runpytest(*shlex.split(search["command"])[1:])
     gated.assert_outcomes(passed=30, failed=10)  # the 10 "blocks" pairs regressed
 
 
@@ -282,13 +294,78 @@ def test_the_search_stops_at_n_and_at_the_call_budget(pytester: pytest.Pytester)
     assert _report(pytester)["search"]["evaluated"] == 1
     assert len(read_log(pytester.path / ".hgd/search/log.jsonl")) == 2
     (pytester.path / "calls.log").unlink()
-    _run(pytester, "--hgd-search=6", "--hgd-no-cache", "--hgd-max-calls=60")
+    result = _run(pytester, "--hgd-search=6", "--hgd-no-cache", "--hgd-max-calls=60")
     search = _report(pytester)["search"]
-    assert len((pytester.path / "calls.log").read_text().splitlines()) <= 60
+    made = len((pytester.path / "calls.log").read_text().splitlines())
+    assert made == 60  # 40 by the gate, 20 by the search: what it reports
+    assert search["calls"] == 20
     assert any("--hgd-max-calls budget ran out" in note for note in search["notes"])
+    result.stdout.fnmatch_lines(["*--hgd-max-calls=60: 60 spent, 0 left*"])
+    log = read_log(pytester.path / ".hgd/search/log.jsonl")
+    unpaid = [e for e in log if e["unchecked"]]
+    assert unpaid and not any(e["dropped_early"] for e in unpaid)
+    complete = [e for e in log[1:] if not e["dropped_early"] and not e["unchecked"]]
+    probe = _report(pytester)["pressure"]["probe"] or {}  # only complete candidates count
+    assert probe.get("search", {"candidates": 0})["candidates"] == len(complete)
 
 
-def test_the_ledger_and_pressure_count_the_search(pytester: pytest.Pytester) -> None:
+def test_an_unusable_output_directory_leaves_the_gate_as_it_was(
+    pytester: pytest.Pytester,
+) -> None:
+    _valley(pytester, files=2)
+    (pytester.path / "taken").write_text("a file, not a directory")
+    result = _run(pytester, "--hgd-search=3", "--hgd-search-out=taken/search")
+    result.assert_outcomes(passed=4, failed=4)  # the gate's own outcome, no traceback
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "search" not in _report(pytester)
+    result.stdout.fnmatch_lines(["hgd: search stopped: cannot write to *taken/search: *"])
+
+
+def test_the_gate_command_keeps_the_runs_own_arguments(pytester: pytest.Pytester) -> None:
+    _valley(pytester, files=5)
+    suite = pytester.path / "suite"
+    suite.mkdir()
+    for path in pytester.path.glob("*.hgd.yaml"):
+        path.rename(suite / path.name)
+    result = _run(pytester, "suite", "--hgd-search", "6", "--hgd-search-policy=budget:10",
+                  "--hgd-samples=10")  # fmt: skip
+    command = _report(pytester)["search"]["command"]
+    assert shlex.split(command)[:2] == ["pytest", "--hgd"]
+    assert "suite" in shlex.split(command) and "--hgd-samples=10" in command
+    assert "--hgd-search" not in command and "6" not in shlex.split(command)
+    gated = pytester.runpytest(*shlex.split(command)[1:])
+    gated.assert_outcomes(passed=15, failed=5)  # 5 "blocks" pairs regressed
+    del result
+
+
+def test_the_search_options_are_left_out_of_the_gate_command() -> None:
+    from pytest_hgd.plugin.advice import SEARCH_ONLY, without_options
+    from pytest_hgd.plugin.explore import REPLACED
+
+    args = ["suite", "--hgd", "--hgd-search", "6", "--hgd-holdout=0.3", "--lf", "-x",
+            "--hgd-candidate", "p.txt", "--hgd-samples", "3", "--hgd-search-out=o"]  # fmt: skip
+    assert without_options(args, SEARCH_ONLY + REPLACED) == ["suite", "-x", "--hgd-samples", "3"]
+
+
+def test_prompts_that_differ_only_in_whitespace_are_asked_once(
+    pytester: pytest.Pytester,
+) -> None:
+    _valley(pytester, files=2, proposer="""
+import pytest
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_hgd_propose(prompt, n):
+    return [prompt.rstrip("\\n"), prompt + "\\n\\n", prompt.replace("\\n", "  \\n")]
+""")  # fmt: skip
+    _run(pytester, "--hgd-search=3", "--noconftest")
+    _run(pytester, "--hgd-search=3")
+    log = read_log(pytester.path / ".hgd/search/log.jsonl")
+    assert {e["proposer"] for e in log} == {"start", "mutators"}
+
+
+def test_the_ledger_and_pressure_count_the_search(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
     _valley(pytester)
     _run(pytester, "--hgd-search=6")
     report = _report(pytester)
@@ -299,6 +376,14 @@ def test_the_ledger_and_pressure_count_the_search(pytester: pytest.Pytester) -> 
     record = json.loads((pytester.path / ".hgd/ledger.jsonl").read_text().splitlines()[-1])
     assert record["search"]["evaluated"] == 6 and record["search"]["policy"] == "strict"
     assert len(record["search"]["best_sha256"]) == 64
+    from pytest_hgd.cli import main
+
+    assert (
+        main(["stats", str(pytester.path), "--ledger", str(pytester.path / ".hgd/ledger.jsonl")])
+        == 0
+    )
+    calls = report["search"]["calls"]
+    assert f"  candidate searches (--hgd-search) made {calls} more" in capsys.readouterr().out
 
 
 def test_every_proposer_is_pooled_and_one_that_raises_is_a_note(
@@ -318,15 +403,32 @@ class Broken:
     def pytest_hgd_propose(self, prompt):
         raise RuntimeError("no ideas")
 
+class Careless:
+    calls = 0
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_hgd_propose(self, prompt):
+        Careless.calls += 1
+        return prompt + "Say oops.\\n"  # a string, not a list of them
+
 def pytest_configure(config):
     config.pluginmanager.register(Broken(), "broken-proposer")
+    config.pluginmanager.register(Careless(), "careless-proposer")
 """
     )
     result = _run(pytester, "-p", "other_proposer", "--hgd-search=8")
     log = read_log(pytester.path / ".hgd/search/log.jsonl")
     proposers = {e["proposer"] for e in log}
     assert {"start", "conftest.py", "other_proposer", "mutators"} <= proposers
-    result.stdout.fnmatch_lines(["*search: proposer broken-proposer raised RuntimeError*"])
+    assert "careless-proposer" not in proposers
+    result.stdout.fnmatch_lines(
+        [
+            "  note: proposer careless-proposer answered str: pytest_hgd_propose returns a list*",
+            "  note: proposer broken-proposer raised RuntimeError: no ideas (at *other_proposer.py:9);"
+            " not asked again",
+        ]
+    )
+    notes = _report(pytester)["search"]["notes"]
+    assert sum("broken-proposer" in note for note in notes) == 1
 
 
 def test_ctrl_c_during_the_search_leaves_best_and_log_whole(pytester: pytest.Pytester) -> None:
@@ -334,9 +436,12 @@ def test_ctrl_c_during_the_search_leaves_best_and_log_whole(pytester: pytest.Pyt
         "    with open(", "    if len(failures) < 16:\n        raise KeyboardInterrupt\n"
         "    with open(", 1))  # fmt: skip
     result = pytester.runpytest_subprocess(
-        "--hgd", "-p", "no:cacheprovider", "--hgd-search=10", "--hgd-search-policy=budget:10"
-    )
+        "--hgd", "-p", "no:cacheprovider", "--hgd-search=10", "--hgd-search-policy=budget:10",
+        "--hgd-report=report.json",
+    )  # fmt: skip
     assert result.ret == pytest.ExitCode.INTERRUPTED
+    search = _report(pytester)["search"]  # the gate was decided: its report is written
+    assert search["interrupted"] and "interrupted after 5 candidates" in search["notes"]
     log = read_log(pytester.path / ".hgd/search/log.jsonl")  # every line parses
     best = [e for e in log if e["best"]][-1]
     text = (pytester.path / ".hgd/search/best.txt").read_text()
@@ -394,7 +499,7 @@ def test_the_llm_proposer_is_asked_on_a_loopback_server(
     assert first.headers["authorization"] == f"Bearer {secret}"
     asked = first.body["messages"][-1]["content"]
     assert "Say block." in asked and re.search(r"q[01] \d", asked)  # the prompt, a failure
-    result.stdout.fnmatch_lines(["*search: proposer llm:rewriter raised ProposerError*"])
+    result.stdout.fnmatch_lines(["  note: proposer llm:rewriter raised ProposerError*"])
     outputs = [result.stdout.str(), (pytester.path / "report.json").read_text(),
                (pytester.path / ".hgd/search/log.jsonl").read_text()]  # fmt: skip
     assert not any(secret in text for text in outputs)
@@ -416,3 +521,37 @@ def test_a_bad_proposer_setting_is_a_usage_error(pytester: pytest.Pytester) -> N
     )
     result = _run(pytester, "--hgd-search=2")
     result.stderr.fnmatch_lines(["*ini hgd_proposer='rewriter': expected openai:MODEL*"])
+
+
+def _search_report(diff: str, curve: list[dict[str, Any]], evaluated: int) -> dict[str, Any]:
+    side = {"train": {"passed": 3, "total": 4}, "holdout": {"passed": 1, "total": 2},
+            "locked_regressed": 0, "holdout_locked_regressed": 0}  # fmt: skip
+    return {"search": {"evaluated": evaluated, "policy": "strict", "start": side, "best": side,
+                       "best_is_start": False, "curve": curve, "calls": 0,
+                       "best_prompt": {"diff": diff}}}  # fmt: skip
+
+
+def test_a_prompt_with_a_code_fence_cannot_break_the_markdown() -> None:
+    from pytest_hgd.reports.search_view import markdown_lines
+    from pytest_hgd.reports.summary import markdown_text
+
+    diff = "--- parent\n+++ candidate\n@@ -1 +1 @@\n ```\n-old\n+new `````x\n"
+    lines = markdown_lines(_search_report(diff, [], 2), markdown_text)
+    opening = next(line for line in lines if line.endswith("diff"))
+    fence = opening[: -len("diff")]
+    assert set(fence) == {"`"} and len(fence) == 6  # longer than any run in the diff
+    assert lines[lines.index(opening) + 1 :].index(fence) == len(diff.splitlines())
+
+
+def test_the_curve_runs_to_the_last_candidate_evaluated() -> None:
+    from pytest_hgd.reports.search_view import html_section
+
+    curve = [{"evaluated": 0, "train": 0.5, "holdout": 0.5},
+             {"evaluated": 8, "train": 0.75, "holdout": 0.8}]  # fmt: skip
+    html = html_section(_search_report("", curve, 20))
+    points = re.search(r'class="curve-train" points="([^"]+)"', html)
+    assert points is not None
+    xs = [float(point.split(",")[0]) for point in points.group(1).split()]
+    left, right = xs[0], xs[-1]
+    assert xs == sorted(xs) and len(xs) == 4  # start, the step at 8, its rise, the end
+    assert xs[1] == pytest.approx(left + (right - left) * 8 / 20)

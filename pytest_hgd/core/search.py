@@ -6,6 +6,7 @@ The search itself (proposals, calls) is ``run/search.py``; docs/search.md has th
 
 from __future__ import annotations
 
+import difflib
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence, Set
@@ -106,15 +107,18 @@ def acceptable(
     """May the search keep this candidate (a complete score on the training split)?
 
     Every pair must have been checked. ``strict``: no locked pair regressed. ``budget:R``:
-    at most R, and more training pairs pass than under the start prompt; with samples, the
-    gain must also hold beyond the agent's noise (``significant_gain`` at ``level``)."""
+    at most R, and more training pairs pass than under the start prompt. With samples, a
+    candidate that passes more training pairs than the start (under either policy) must also
+    show that gain beyond the agent's noise (``significant_gain`` at ``level``)."""
     if candidate.errors:
         return False
     if policy.budget is None:
-        return candidate.locked_regressed == 0
-    if candidate.locked_regressed > policy.budget or candidate.passed <= start.passed:
+        if candidate.locked_regressed:
+            return False
+    elif candidate.locked_regressed > policy.budget or candidate.passed <= start.passed:
         return False
-    return not sampled or significant_gain(candidate, start, level)
+    gains = candidate.passed > start.passed
+    return not (sampled and gains) or significant_gain(candidate, start, level)
 
 
 def significant_gain(candidate: Score, start: Score, level: float) -> bool:
@@ -154,9 +158,14 @@ def stratified_p(tables: Sequence[tuple[PassCounts, PassCounts]]) -> float:
     return min(1.0, sum(law[max(0, observed - lowest) :]))
 
 
-def better(passed: int, text: str, than_passed: int, than_text: str) -> bool:
-    """More passing training pairs wins; a tie goes to the shorter prompt."""
-    return (passed, -len(text)) > (than_passed, -len(than_text))
+def better(candidate: Score, text: str, than: Score, than_text: str) -> bool:
+    """More passing training pairs wins; on a tie, fewer locked pairs regressed, then the
+    shorter prompt."""
+    return (candidate.passed, -candidate.locked_regressed, -len(text)) > (
+        than.passed,
+        -than.locked_regressed,
+        -len(than_text),
+    )
 
 
 def summary(train: Score, holdout: Score | None) -> dict[str, object]:
@@ -168,3 +177,17 @@ def summary(train: Score, holdout: Score | None) -> dict[str, object]:
         "locked_regressed": train.locked_regressed,
         "holdout_locked_regressed": holdout.locked_regressed if holdout else 0,
     }
+
+
+def diff(before: str, after: str) -> str:
+    """A unified diff of two prompts (empty when equal)."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), "parent", "candidate"
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def plain(text: str) -> str:
+    """A prompt with its whitespace at line ends and at both ends folded: two prompts that
+    differ only there are one prompt to the search."""
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())

@@ -4,7 +4,7 @@ command line this run was started with."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -41,8 +41,31 @@ def next_command(
     return "the candidate passes the gate: merge it to make it the champion"
 
 
+SEARCH_ONLY = ("--hgd-search", "--hgd-search-policy", "--hgd-holdout", "--hgd-search-out")
+
+
 def _rerun_failing(args: list[str], lf_works: bool) -> str:
-    """The command again, with ``--lf`` unless it has it or pytest's cache is off."""
+    """The command again (without the search's options: a run of the failing pairs alone
+    cannot search), with ``--lf`` unless it has it or pytest's cache is off."""
+    args = without_options(args, SEARCH_ONLY)
     if any(arg in ("--lf", "--last-failed") for arg in args) or not lf_works:
         return shlex.join(["pytest", *args])
     return shlex.join(["pytest", *args, "--lf"])
+
+
+def without_options(args: list[str], names: Sequence[str]) -> list[str]:
+    """``args`` without the options ``names`` (``--name=value``, or ``--name value`` for
+    those that take one, or a bare flag)."""
+    flags = {"--hgd", "--lf", "--last-failed"}
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in names:
+            skip = "=" not in arg and name not in flags
+            continue
+        kept.append(arg)
+    return kept

@@ -3,46 +3,23 @@ probe's mutants and the candidate search (``--hgd-search``)."""
 
 from __future__ import annotations
 
-import copy
 import os
-import random
 import shlex
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from pytest_hgd.agents.proposer import LLMProposer
 from pytest_hgd.core.errors import PairFileError
 from pytest_hgd.core.pressure import ProbeResult
 from pytest_hgd.core.search import parse_policy, split_holdout
-from pytest_hgd.plugin.search_options import proposer_settings
+from pytest_hgd.core.settings import SearchOptions
+from pytest_hgd.plugin.advice import SEARCH_ONLY, without_options
+from pytest_hgd.plugin.proposers import Proposers
 from pytest_hgd.run.probe import ProbePlan, probe_plan, run_probe
-from pytest_hgd.run.replies import describe_exception
-from pytest_hgd.run.search import Proposal, Propose, Search, SearchPlan, SearchResult
+from pytest_hgd.run.search import Search, SearchPlan, SearchResult
 from pytest_hgd.storage.search_out import SearchOutput
 
 if TYPE_CHECKING:
     from pytest_hgd.plugin.session import HGDSession
-
-BUILTIN_PROPOSERS = {"hgd-builtins": "mutators"}
-
-
-class LLMProposerPlugin:
-    """The built-in LLM proposer (ini ``hgd_proposer``), registered while a search runs."""
-
-    def __init__(self, proposer: LLMProposer) -> None:
-        self.proposer = proposer
-        self.hgd_proposer_name = f"llm:{proposer.settings.model}"
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_hgd_propose(
-        self, prompt: str, failures: list[dict[str, Any]], rng: random.Random, n: int
-    ) -> list[str]:
-        proposed = self.proposer.propose(prompt, failures, rng, n)  # stripped
-        end = "\n" if prompt.endswith("\n") else ""  # a file's last line break, kept
-        return [text + end for text in proposed]
 
 
 def _plan(session: HGDSession, what: str) -> ProbePlan | None:
@@ -105,74 +82,36 @@ def search(session: HGDSession, partial: bool) -> SearchResult | None:
         count=options.count,
         seed=session.settings.seed,
     )
-    llm = None
-    if options.proposer is not None:
-        llm = LLMProposerPlugin(
-            LLMProposer(proposer_settings(options.proposer, session.settings.timeout))
-        )
-        session.config.pluginmanager.register(llm, "hgd-llm-proposer")
-    try:
-        found = Search(
-            search_plan,
-            session.candidate.text,
-            scheduler=session.scheduler,
-            registry=session.registry,
-            propose=pooled(session.config, session.notes),
-            output=SearchOutput(options.out),
-            progress=lambda line: session.say(line, transient=True),
-        ).run()
-    finally:
-        if llm is not None:
-            session.config.pluginmanager.unregister(llm)
-            llm.proposer.close()
-    if llm is not None:
-        found.proposer = {"name": llm.hgd_proposer_name, "calls": llm.proposer.calls,
-                          "usage": list(llm.proposer.usage)}  # fmt: skip
-    return found
+    session.say(
+        f"hgd: search: up to {options.count} candidates, {options.policy}, "
+        f"{len(search_plan.train)} training pairs, {len(search_plan.holdout)} held out"
+    )
+    return _run(session, search_plan, options)
 
 
-def pooled(config: pytest.Config, notes: list[str]) -> Propose:
-    """Every ``pytest_hgd_propose`` implementation's proposals, one list each, named by its
-    plugin (the search takes a few from each in turn); one that raises is noted (once) and
-    skipped."""
-    failed: set[str] = set()
-
-    def propose(
-        prompt: str, failures: list[dict[str, Any]], rng: random.Random, n: int
-    ) -> list[list[Proposal]]:
-        groups: list[list[Proposal]] = []
-        for impl in reversed(config.hook.pytest_hgd_propose.get_hookimpls()):
-            if impl.hookwrapper or getattr(impl, "wrapper", False):
-                continue
-            name = getattr(impl.plugin, "hgd_proposer_name", None) or proposer_name(
-                impl.plugin_name, config.rootpath
-            )
-            given = {"config": config, "prompt": prompt, "failures": copy.deepcopy(failures),
-                     "rng": random.Random(rng.getrandbits(64)), "n": n}  # fmt: skip
-            try:
-                answer = impl.function(*(given[a] for a in impl.argnames))
-            except Exception as exc:  # a proposer's fault is a note, not a crash
-                if name not in failed:
-                    failed.add(name)
-                    notes.append(f"search: proposer {name} raised {describe_exception(exc)}")
-                continue
-            texts = answer if isinstance(answer, list | tuple) else ()
-            groups.append([Proposal(t, name) for t in texts if isinstance(t, str)])
-        return groups
-
-    return propose
-
-
-def proposer_name(plugin_name: str, rootpath: Path) -> str:
-    """A proposer's name in the log: the built-ins' own, a conftest's path from the rootdir."""
-    if plugin_name in BUILTIN_PROPOSERS:
-        return BUILTIN_PROPOSERS[plugin_name]
-    if os.path.isabs(plugin_name):
+def _run(session: HGDSession, plan: SearchPlan, options: SearchOptions) -> SearchResult | None:
+    notes: list[str] = []  # the proposers' faults: the search's own notes
+    if options.holdout and not plan.holdout:
+        notes.append("no files held out (the suite has one file): nothing says it generalises")
+    with Proposers(session.config, options.proposer, session.settings.timeout, notes) as pool:
         try:
-            return Path(plugin_name).relative_to(rootpath).as_posix()
-        except ValueError:
-            return Path(plugin_name).name
-    return plugin_name
+            found = Search(
+                plan,
+                session.candidate.text,
+                scheduler=session.scheduler,
+                registry=session.registry,
+                propose=pool.propose,
+                output=SearchOutput(options.out),
+                progress=lambda line: session.say(line, transient=True),
+            ).run()
+        except OSError as exc:  # the output directory: the gate's result stands
+            session.notes.append(
+                f"search stopped: cannot write to {options.out}: {exc.strerror or exc}"
+            )
+            return None
+    found.notes[:0] = notes
+    found.proposer = pool.usage()
+    return found
 
 
 def with_search(probed: ProbeResult | None, found: SearchResult | None) -> ProbeResult | None:
@@ -211,17 +150,22 @@ def search_report(session: HGDSession, found: SearchResult) -> dict[str, Any]:
     }
 
 
+REPLACED = ("--hgd-candidate", "--hgd-baseline", "--lf", "--last-failed", "--hgd")
+
+
 def gate_command(session: HGDSession, out: Path) -> str:
-    """The command that gates the search's best prompt as a candidate."""
+    """The command that gates the search's best prompt: this run's own arguments (its
+    paths, samples, agent...) without the search's, with the best as the candidate and the
+    reference (the baseline, else the start) as the baseline."""
     here = session.config.invocation_params.dir
     settings = session.settings
-    best = os.path.relpath(out / "best.txt", here)
     if settings.baseline and settings.baseline.startswith("git:"):
         reference = settings.baseline
     elif settings.baseline:
         reference = os.path.relpath(settings.baseline_base / settings.baseline, here)
     else:
         reference = os.path.relpath(settings.candidate_base / settings.candidate, here)
-    words: Sequence[str] = ["pytest", "--hgd", f"--hgd-candidate={best}",
-                            f"--hgd-baseline={reference}"]  # fmt: skip
+    best = os.path.relpath(out / "best.txt", here)
+    kept = without_options(list(session.config.invocation_params.args), SEARCH_ONLY + REPLACED)
+    words = ["pytest", "--hgd", *kept, f"--hgd-candidate={best}", f"--hgd-baseline={reference}"]
     return shlex.join(words)

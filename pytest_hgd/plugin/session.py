@@ -296,7 +296,8 @@ class HGDSession:
         """Evidence in, one decision, the ledger record and the report out."""
         evidence = self.evidence()
         found = explore.search(self, evidence.partial)
-        probed = explore.with_search(explore.probe(self), found)
+        stopped = found is not None and found.interrupted  # Ctrl-C: no probe after it
+        probed = explore.with_search(None if stopped else explore.probe(self), found)
         decision = decide_run(evidence, self.policy, self._history(), probed)
         if decision.redecided:
             self.notes.append(redecided_note(decision.redecided))
@@ -326,8 +327,6 @@ class HGDSession:
                 f"reply cache: {self.cache.tampered} cached replies did not match their digest "
                 f"(edited in {self.cache.path}?): not used, the agent was called instead"
             )
-        if not is_worker(self.config):
-            self.notes.extend(budget_note(self.scheduler.budget, self.settings.max_calls))
         if is_worker(self.config):
             self.selection.hand_to_controller(self.config)
         if is_worker(self.config) or session.config.option.collectonly:
@@ -339,8 +338,15 @@ class HGDSession:
             return
         if self.settings.partial is not None:  # a CI shard: its evidence, no verdict
             self.notes.append(self.sharding.write(self.evidence(), self.prompts()))
+            if self.settings.search:
+                self.notes.append("search skipped: a shard's run makes no decision")
+        else:
+            self.report = self.build()  # the search's calls too: the budget note follows
+        self.notes.extend(budget_note(self.scheduler.budget, self.settings.max_calls))
+        if self.report is None:
             return
-        self.report = self.build()
+        if (self.report.get("search") or {}).get("interrupted"):
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
         self.notes.extend(unpriced(self.report, self.settings.prices))
         warn_of_pressure(self.report, self.settings.ledger or self.config.rootpath / "pytest-hgd")
         self.unwritten = write_reports(self.report, self.settings, self.errors)

@@ -3,6 +3,7 @@ with its curve, as pure renderers of the report's ``search`` object."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,10 +21,15 @@ def _count(side: Mapping[str, Any], split: str) -> str:
     return f"{counts['passed']}/{counts['total']} ({100 * counts['passed'] / counts['total']:.0f}%)"
 
 
+def _locked(side: Mapping[str, Any]) -> str:
+    """Locked pairs regressed: on the training files / on the held-out files."""
+    return f"{side['locked_regressed']} / {side.get('holdout_locked_regressed', 0)}"
+
+
 def _rows(search: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     return [
         (name, _count(search[name], "train"), _count(search[name], "holdout"),
-         str(search[name]["locked_regressed"]))
+         _locked(search[name]))
         for name in ("start", "best")
     ]  # fmt: skip
 
@@ -47,10 +53,18 @@ def verdict_text(search: Mapping[str, Any]) -> str:
         return text + "; no files held out, so nothing says whether it generalises"
     gain = held["passed"] - held_start["passed"]
     if gain > 0:
-        return text + f"; on the held-out files it passes {gain} more (it generalises)"
-    if gain == 0:
-        return text + "; on the held-out files it is no better (the gain may not generalise)"
-    return text + f"; on the held-out files it passes {-gain} fewer: the search overfit"
+        text += f"; on the held-out files it passes {gain} more (it generalises)"
+    elif gain == 0:
+        text += "; on the held-out files it is no better (the gain may not generalise)"
+    else:
+        text += f"; on the held-out files it passes {-gain} fewer: the search overfit"
+    lost = best.get("holdout_locked_regressed", 0)
+    if lost:
+        text += (
+            f", and it regresses {lost} locked pair{'s' * (lost != 1)} there, which the search "
+            "never saw: gating it will show them"
+        )
+    return text
 
 
 def _diff_lines(search: Mapping[str, Any]) -> list[str]:
@@ -68,7 +82,7 @@ def terminal_lines(report: Mapping[str, Any]) -> list[Line]:
     lines: list[Line] = [
         (f"search ({search['policy']}): {search['evaluated']} candidates evaluated{calls}",
          {"bold": True}),
-        (f"  {'':<6} {'train':<14} {'held-out':<14} locked regressed", {}),
+        (f"  {'':<6} {'train':<14} {'held-out':<14} locked regressed (train / held-out)", {}),
     ]  # fmt: skip
     for name, train, holdout, locked in _rows(search):
         lines.append((f"  {name:<6} {train:<14} {holdout:<14} {locked}", {}))
@@ -93,7 +107,8 @@ def markdown_lines(report: Mapping[str, Any], md: Any) -> list[str]:
     if not search:
         return []
     out = ["", f"### Candidate search ({md(search['policy'])})", ""]
-    out += ["| prompt | train | held-out | locked regressed |", "|---|---:|---:|---:|"]
+    out += ["| prompt | train | held-out | locked regressed (train / held-out) |",
+            "|---|---:|---:|---:|"]  # fmt: skip
     out += [f"| {name} | {train} | {holdout} | {locked} |" for name, train, holdout, locked
             in _rows(search)]  # fmt: skip
     out += ["", md(f"{search['evaluated']} candidates evaluated; {verdict_text(search)}.")]
@@ -104,18 +119,20 @@ def markdown_lines(report: Mapping[str, Any], md: Any) -> list[str]:
                 for p in curve]  # fmt: skip
     diff = _diff_lines(search)
     if diff and not search.get("best_is_start"):
-        fence = "`" * max(3, 1 + max(len(x) - len(x.lstrip("`")) for x in diff))
+        longest = max((len(run) for line in diff for run in re.findall(r"`+", line)), default=0)
+        fence = "`" * max(3, longest + 1)
         out += ["", f"{fence}diff", *(printable(line) for line in diff), fence]
         if search.get("command"):
             out += ["", f"Gate it: `{md(search['command'])}`"]
     return out
 
 
-def _curve_svg(curve: Sequence[Mapping[str, Any]]) -> str:
-    """Training and held-out pass rates of the best prompt over the candidates evaluated."""
+def _curve_svg(curve: Sequence[Mapping[str, Any]], evaluated: int) -> str:
+    """Training and held-out pass rates of the best prompt over the candidates evaluated:
+    the x axis runs to the last candidate, the best holding until the next is found."""
     width, height, left, top, bottom = 480, 160, 36, 10, 24
     plot_w, plot_h = width - left - 12, height - top - bottom
-    last = max(1, max(int(p["evaluated"]) for p in curve))
+    last = max(1, evaluated, *(int(p["evaluated"]) for p in curve))
     out = [f'<svg id="search-curve" viewBox="0 0 {width} {height}" role="img" '
            'aria-label="search curve">']  # fmt: skip
     for tick in (0, 0.5, 1):
@@ -130,7 +147,8 @@ def _curve_svg(curve: Sequence[Mapping[str, Any]]) -> str:
             steps = [points[0]]
             for x, y in points[1:]:  # a step line: the best holds until the next is found
                 steps += [(x, steps[-1][1]), (x, y)]
-            steps.append((left + plot_w, steps[-1][1]))
+            if steps[-1][0] < left + plot_w:
+                steps.append((left + plot_w, steps[-1][1]))
             line = " ".join(f"{x:.1f},{y:.1f}" for x, y in steps)
             out.append(f'<polyline class="curve-{key}" points="{line}" fill="none" '
                        f'stroke="{colour}" stroke-width="2"/>')  # fmt: skip
@@ -148,15 +166,15 @@ def html_section(report: Mapping[str, Any]) -> str:
         f"<td class=num>{locked}</td></tr>"
         for name, train, holdout, locked in _rows(search)
     )
-    table = _table("id=search-table", ["prompt", "num:train", "num:held-out",
-                                       "num:locked regressed"], rows)  # fmt: skip
+    head = ["prompt", "num:train", "num:held-out", "num:locked regressed (train / held-out)"]
+    table = _table("id=search-table", head, rows)
     legend = ("<div class=legend><span style='color:#0969da'>— training pass rate</span> "
               "<span style='color:#bf8700'>— held-out pass rate</span></div>")  # fmt: skip
     diff = "\n".join(_diff_lines(search))
     return (
         f'<section id="search"><h2>Candidate search ({_e(search["policy"])})</h2>'
         f"<p>{_e(search['evaluated'])} candidates evaluated; {_e(verdict_text(search))}.</p>"
-        f"{table}{_curve_svg(search.get('curve') or [{'evaluated': 0}])}{legend}"
+        f"{table}{_curve_svg(search.get('curve') or [], int(search['evaluated']))}{legend}"
         + (f"<pre>{_e(diff)}</pre>" if diff and not search.get("best_is_start") else "")
         + "</section>"
     )

@@ -216,8 +216,11 @@ def pressure_components(pressure: Mapping[str, Any]) -> list[tuple[str, str, str
         detail = template.format_map(_Zero(part))
         searched = part.get("search") if name == "probe" else None
         if searched:  # the search's candidates sample the same region (docs/search.md)
-            detail += (
-                f"; {searched['passed']} of them of {searched['candidates']} search candidates"
+            mutants = part["mutants"] - searched["candidates"]
+            detail = (
+                f"{part['passed']} of {part['mutants']} prompt changes passed: {mutants} probe "
+                f"mutants, {searched['candidates']} search candidates ({searched['passed']} "
+                "passed)"
             )
         rows.append((name, f"{value:.{digits}f}{_band(part)}", detail))
     return rows

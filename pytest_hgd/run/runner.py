@@ -57,6 +57,7 @@ class Scheduler:
         self.uncacheable: Callable[[str], bool] | None = None
         self._futures: dict[str, ReplyFuture] = {}
         self.budget: int | None = None  # --hgd-max-calls: new agent calls left to start
+        self.made = 0  # new agent calls started (or queued to start): not cached, not shared
         self._pending: list[tuple[ReplyFuture, str, Role, str, Messages]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -158,6 +159,7 @@ class Scheduler:
                 if not reserved and self.budget is not None:
                     self.budget -= 1
                 self._pending.append((future, key, role, prompt, messages))
+                self.made += 1
                 if len(self._pending) == 1:  # the loop takes every call pending when it wakes
                     self._ensure_loop().call_soon_threadsafe(self._start_pending)
             self._futures[key] = future

@@ -13,7 +13,6 @@ best (the curve), never to choose. docs/search.md has the argument.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import random
@@ -23,7 +22,16 @@ from typing import Any
 
 from pytest_hgd.core.checks import CheckType
 from pytest_hgd.core.model import Evaluation, Kind, Pair
-from pytest_hgd.core.search import Score, SearchPolicy, acceptable, better, score, summary
+from pytest_hgd.core.search import (
+    Score,
+    SearchPolicy,
+    acceptable,
+    better,
+    diff,
+    plain,
+    score,
+    summary,
+)
 from pytest_hgd.core.stats import PassCounts
 from pytest_hgd.run.evaluator import Evaluator
 from pytest_hgd.run.prompts import Prompt
@@ -75,6 +83,7 @@ class Candidate:
     holdout: Score | None = None
     calls: int = 0
     acceptable: bool = False
+    unchecked: int = 0  # pairs the --hgd-max-calls budget could not pay for
     evaluations: dict[str, Evaluation] = field(default_factory=dict)
 
     @property
@@ -93,6 +102,7 @@ class SearchResult:
     complete: int = 0  # candidates asked every training pair
     passed_gate: int = 0  # of those, regressing no pair and with every pair checked
     holdout_files: list[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C (or SIGTERM) stopped it: what it found so far
     proposer: dict[str, Any] | None = None  # the LLM proposer's calls and tokens
 
     def report(self, policy: SearchPolicy) -> dict[str, Any]:
@@ -104,6 +114,7 @@ class SearchResult:
             "best": _summary(self.best),
             "best_is_start": self.best is self.start,
             "holdout_files": self.holdout_files,
+            "interrupted": self.interrupted,
             **({"proposer": self.proposer} if self.proposer else {}),
             "calls": self.calls,
             "curve": self.curve,
@@ -118,14 +129,6 @@ class SearchResult:
 def _summary(candidate: Candidate) -> dict[str, Any]:
     assert candidate.train is not None  # the start and the best are complete
     return summary(candidate.train, candidate.holdout)
-
-
-def diff(before: str, after: str) -> str:
-    """A unified diff of two prompts (empty when equal)."""
-    lines = difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), "parent", "candidate"
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 class Search:
@@ -156,7 +159,7 @@ class Search:
             (pair.samples or 1) > 1 for _, pair in [*plan.train, *plan.holdout]
         )
         self.level = plan.alpha / max(1, plan.count)  # Bonferroni over the candidates
-        self.seen: set[str] = {start}
+        self.seen: set[str] = {plain(start)}  # prompts asked, whitespace aside
         self.texts: dict[int, str] = {0: start}  # every evaluated prompt, by index
         self.exhausted = False
 
@@ -168,23 +171,23 @@ class Search:
         )
 
     def _submit(self, evaluator: Evaluator, pairs: Pairs) -> int:
-        """Start the pairs' calls; how many are new agent calls."""
-        text = evaluator.prompts[0][1].text
-        new = self.scheduler.new_calls(
-            (text, pair.messages(), sample)
-            for _, pair in pairs
-            for sample in range(evaluator.samples(pair))
-        )
+        """Start the pairs' calls; how many new agent calls that started (those the budget
+        paid for, not cached, not asked already)."""
+        before = self.scheduler.made
         for node_id, pair in pairs:
             evaluator.submit(node_id, pair)
-        return new
+        return self.scheduler.made - before
 
-    def _collect(self, evaluator: Evaluator, pairs: Pairs) -> dict[str, Evaluation | None]:
-        """Each pair's evaluation; None when it could not be checked (budget)."""
+    def _collect(
+        self, evaluator: Evaluator, pairs: Pairs, candidate: Candidate
+    ) -> dict[str, Evaluation | None]:
+        """Each pair's evaluation; None when the budget could not pay for it (counted in
+        ``candidate.unchecked``)."""
         found: dict[str, Evaluation | None] = {}
         for node_id, pair in pairs:
             if node_id in evaluator.undecided:
                 self.exhausted = True
+                candidate.unchecked += 1
                 found[node_id] = None
                 continue
             found[node_id] = evaluator.evaluate(node_id, pair)[1]
@@ -200,7 +203,7 @@ class Search:
     def _whole(self, candidate: Candidate, pairs: Pairs) -> tuple[Score, dict[str, Any]]:
         evaluator = self._evaluator(candidate.index, candidate.text)
         candidate.calls += self._submit(evaluator, pairs)
-        evaluations = self._collect(evaluator, pairs)
+        evaluations = self._collect(evaluator, pairs, candidate)
         return self._score(evaluations), {k: v for k, v in evaluations.items() if v}
 
     def _held_out(self, candidate: Candidate) -> None:
@@ -218,6 +221,19 @@ class Search:
         self.output.best(start.text)
         self.output.log(self._entry(start, result))
         result.curve.append(_point(0, start))
+        try:
+            self._rounds(result)
+        except KeyboardInterrupt:  # stop here: what was found is kept, and reported
+            self.scheduler.cancel_pending()
+            result.interrupted = True
+            result.notes.append(f"interrupted after {result.evaluated} candidates")
+        if self.exhausted:
+            result.notes.append(
+                f"the --hgd-max-calls budget ran out after {result.evaluated} candidates"
+            )
+        return result
+
+    def _rounds(self, result: SearchResult) -> None:
         rng = random.Random(f"hgd-search:{self.plan.seed}")
         stale = 0
         while result.evaluated < self.plan.count and not self.exhausted:
@@ -233,25 +249,20 @@ class Search:
                 continue
             stale = 0
             self._round(proposals, result)
-        if self.exhausted:
-            result.notes.append(
-                f"the --hgd-max-calls budget ran out after {result.evaluated} candidates"
-            )
-        return result
 
     def _proposals(self, best: Candidate, rng: random.Random, wanted: int) -> list[Proposal]:
         """Up to ``wanted`` proposals never evaluated before, a few from each proposer in
         turn (a proposer that repeats itself does not crowd out the others)."""
         groups = [
-            [p for p in group if p.text not in self.seen and p.text.strip()]
+            [p for p in group if plain(p.text) not in self.seen and p.text.strip()]
             for group in self.propose(best.text, self.failures(best), rng, wanted)
         ]
         fresh: list[Proposal] = []
         for proposal in itertools.chain.from_iterable(itertools.zip_longest(*groups)):
             if len(fresh) == wanted:
                 break
-            if proposal is not None and proposal.text not in self.seen:
-                self.seen.add(proposal.text)  # taken: evaluated this round
+            if proposal is not None and plain(proposal.text) not in self.seen:
+                self.seen.add(plain(proposal.text))  # taken: evaluated this round
                 fresh.append(proposal)
         return fresh
 
@@ -293,14 +304,16 @@ class Search:
             candidates.append((candidate, evaluator))
         going_on = []
         for candidate, evaluator in candidates:
-            screened = self._collect(evaluator, first)
+            screened = self._collect(evaluator, first, candidate)
             passed = self._score(screened).passed
             candidate.screen = (passed, len(first))
+            if candidate.unchecked:
+                continue  # the budget ran out: not evaluated, not dropped
             if passed > 0 or len(candidate.text) < len(parent.text) or not first:
                 candidate.calls += self._submit(evaluator, rest)
                 going_on.append((candidate, evaluator, screened))
         for candidate, evaluator, screened in going_on:
-            evaluations = {**screened, **self._collect(evaluator, rest)}
+            evaluations = {**screened, **self._collect(evaluator, rest, candidate)}
             candidate.train = self._score(evaluations)
             candidate.evaluations = {k: v for k, v in evaluations.items() if v}
             candidate.acceptable = acceptable(
@@ -310,9 +323,9 @@ class Search:
                 sampled=self.sampled,
                 level=self.level,
             )
-            result.complete += 1
-            if candidate.train.errors == 0 and not candidate.train.regressed:
-                result.passed_gate += 1
+            if not candidate.unchecked:  # asked every training pair: pressure's evidence
+                result.complete += 1
+                result.passed_gate += candidate.train.errors == 0 and not candidate.train.regressed
         for candidate, _ in candidates:
             result.evaluated += 1
             best = result.best
@@ -320,7 +333,7 @@ class Search:
             if (
                 candidate.acceptable
                 and candidate.train is not None
-                and better(candidate.train.passed, candidate.text, best.train.passed, best.text)
+                and better(candidate.train, candidate.text, best.train, best.text)
             ):
                 result.best = candidate
                 best.evaluations = {}  # only the best's failures are shown again
@@ -356,7 +369,8 @@ class Search:
             "train": train.totals()
             if train
             else {"passed": candidate.screen[0], "total": candidate.screen[1]},
-            "dropped_early": train is None,
+            "dropped_early": train is None and not candidate.unchecked and candidate.index > 0,
+            "unchecked": candidate.unchecked,
             "holdout": candidate.holdout.totals() if candidate.holdout else None,
             "locked_regressed": train.locked_regressed if train else None,
             "regressed": len(train.regressed) if train else None,

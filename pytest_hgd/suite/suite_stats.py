@@ -279,13 +279,16 @@ def growth_series(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]
 
 def calls_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """Agent calls, tokens and cost summed over the ledger's runs that recorded them."""
-    made = cached = fixed = tokens_in = tokens_out = runs = 0
+    made = cached = fixed = tokens_in = tokens_out = runs = searched = 0
     cost: float | None = None
     for record in records:
         calls = record.get("calls")
         if not isinstance(calls, Mapping):
             continue
         runs += 1
+        search = record.get("search")
+        if isinstance(search, Mapping) and isinstance(search.get("calls"), int):
+            searched += search["calls"]  # --hgd-search: its candidates' calls
         sides = [calls.get(r, 0) for r in ("baseline", "candidate")]
         hits = calls.get("cache_hits") or {}
         made += sum(x for x in sides if isinstance(x, int))
@@ -306,6 +309,8 @@ def calls_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
         f"agent calls over {runs} ledger runs: {made} made, {cached} from the cache; "
         f"fixed K would have made {fixed}"
     ]
+    if searched:
+        lines.append(f"  candidate searches (--hgd-search) made {searched} more")
     if tokens_in or tokens_out:
         priced_text = f"; cost {cost:.4g}" if cost is not None else ""
         lines.append(f"  tokens: {tokens_in} in / {tokens_out} out{priced_text}")
