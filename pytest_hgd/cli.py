@@ -1,4 +1,4 @@
-"""The ``hgd`` command: ``ingest``, ``review``, ``stats``, ``merge`` (``main(argv) -> int``)."""
+"""The ``hgd`` command: ``init``, ``ingest``, ``review``, ``stats``, ``merge`` (`main(argv)`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from pytest_hgd import __version__, merge
+from pytest_hgd import __version__, init, merge
 from pytest_hgd.storage.ledger import read_ledger
 from pytest_hgd.suite.ingest import (
     MAX_LINE_BYTES,
@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats_parser.set_defaults(handler=run_stats)
     merge.add_parser(commands)
+    init.add_parser(commands)
     return parser
 
 
