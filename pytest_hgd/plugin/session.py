@@ -22,6 +22,7 @@ from pytest_hgd.plugin.builtins import Builtins
 from pytest_hgd.plugin.early import EarlyStart
 from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
 from pytest_hgd.plugin.keys import SPARES_KEY
+from pytest_hgd.plugin.lean import LeanProtocol
 from pytest_hgd.plugin.outputs import (
     budget_note,
     hand_over,
@@ -105,6 +106,7 @@ class HGDSession:
         self.selection = Selection()
         self.sharding = Sharding(settings, self.selection)
         self.early = EarlyStart(config, self.evaluator, self._runnable, settings.shard)
+        config.pluginmanager.register(LeanProtocol(), "hgd-lean")
         if settings.shard or settings.partial:
             config.pluginmanager.register(self.sharding, "hgd-sharding")
         self.report: dict[str, Any] | None = None
@@ -390,6 +392,7 @@ class HGDSession:
                 self.scheduler.run_coroutine(self.judge.aclose()).result(timeout=5)
         self.scheduler.close()
         self.config.pluginmanager.unregister(name="hgd-builtins")
+        self.config.pluginmanager.unregister(name="hgd-lean")
 
 
 __all__ = ["HGDSession"]
