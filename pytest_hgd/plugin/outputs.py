@@ -113,6 +113,29 @@ def redact_report(report: pytest.TestReport, redactor: Redactor) -> None:
         report.wasxfail = redactor.text(report.wasxfail)
 
 
+def junit_properties(payload: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """A pair's or rollout's evidence as JUnit XML ``<property>`` entries (pytest's
+    ``user_properties``): its delta, kind, each prompt's pass rate and failed check."""
+    found: list[tuple[str, object]] = [("hgd_delta", payload.get("delta") or payload.get("status"))]
+    if payload.get("kind"):
+        found.append(("hgd_kind", payload["kind"]))
+    for role in ("baseline", "candidate"):
+        side = payload.get(role)
+        if not isinstance(side, Mapping):
+            continue
+        if "runs" in side:
+            found.append((f"hgd_{role}_pass_rate", f"{side['passes']}/{side['runs']}"))
+        elif "passed" in side:  # a rollout: its turns passed or not
+            found.append((f"hgd_{role}_passed", str(bool(side["passed"])).lower()))
+        if side.get("failed_check"):
+            check = f"{side['failed_check']}: {side.get('message') or ''}".rstrip(": ")
+            found.append((f"hgd_{role}_failed_check", check))
+    for key in ("p_value", "reason", "error"):
+        if payload.get(key) is not None:
+            found.append((f"hgd_{key}", payload[key]))
+    return found
+
+
 def budget_note(left: int | None, budget: int | None) -> list[str]:
     """What the --hgd-max-calls budget paid for."""
     if left is None or budget is None:

@@ -26,6 +26,7 @@ from pytest_hgd.plugin.lean import LeanProtocol
 from pytest_hgd.plugin.outputs import (
     budget_note,
     hand_over,
+    junit_properties,
     redact_report,
     redecided_note,
     report_paths,
@@ -230,6 +231,8 @@ class HGDSession:
         report = yield
         if isinstance(item, GateItem) and item.hgd_payload and call.when == item.hgd_payload_phase:
             report.hgd = self.redactor.value(item.hgd_payload)  # type: ignore[attr-defined]
+        if isinstance(item, GateItem) and item.hgd_payload and call.when == "teardown":
+            report.user_properties += junit_properties(self.redactor.value(item.hgd_payload))
         if self.redactor.active and isinstance(item, GateItem):
             redact_report(report, self.redactor)
         return report
