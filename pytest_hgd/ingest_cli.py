@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--outcomes",
         metavar="FILE",
         type=Path,
-        help="the outcomes, apart: CSV (id,outcome) or JSON Lines ({id, outcome}) a conversation",
+        help="each conversation's outcome, from a file of its own: CSV rows id,outcome or JSON "
+        "Lines {id, outcome} (instead of --outcome-key)",
     )
     chat.add_argument(
         "--outcome-key",
