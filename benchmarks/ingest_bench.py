@@ -15,6 +15,12 @@ wall time also measures the other processes.
 
     python benchmarks/ingest_bench.py                       # 20,000 conversations
     python benchmarks/ingest_bench.py --conversations 2000  # quicker
+    python benchmarks/ingest_bench.py --format chat         # the same, in OpenAI chat format
+
+With ``--format chat`` the same conversations are written as chat-format records (a system
+message first, and a tool call and its result before every other agent reply) with their
+outcomes in a separate CSV (``converted`` / ``lost``), ingested with ``--outcomes FILE
+--lead-value converted``: the pairs written are the same as the hgd format's.
 
 Exit status 0 when every target is met, 1 otherwise.
 """
@@ -64,6 +70,29 @@ def make_batch(path: Path, count: int, seed: int) -> None:
             out.write(json.dumps(record) + "\n")
 
 
+def to_chat(batch: Path, chat: Path, outcomes: Path) -> None:
+    """The hgd-format batch as chat-format records, and its outcomes as a CSV, streamed."""
+    with (
+        batch.open(encoding="utf-8") as lines,
+        chat.open("w", encoding="utf-8") as out,
+        outcomes.open("w", encoding="utf-8") as csv,
+    ):
+        csv.write("id,outcome\n")
+        for line in lines:
+            record = json.loads(line)
+            messages = [{"role": "system", "content": "You are Sam from Acme Motors."}]
+            for index, turn in enumerate(record.pop("turns")):
+                if turn["role"] == "agent" and index % 4 == 2:
+                    call = {"id": f"t{index}", "type": "function", "function": {"name": "f"}}
+                    messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+                    messages.append({"role": "tool", "tool_call_id": f"t{index}", "content": "{}"})
+                role = "assistant" if turn["role"] == "agent" else "user"
+                messages.append({"role": role, "content": turn["text"]})
+            outcome = "converted" if record.pop("outcome") == "lead" else "lost"
+            csv.write(f"{record['id']},{outcome}\n")
+            out.write(json.dumps({**record, "messages": messages}) + "\n")
+
+
 def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
     files = {}
     for root, _dirs, names in os.walk(directory):
@@ -73,9 +102,12 @@ def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
     return files
 
 
-def run_ingest(batch: Path, out: Path) -> tuple[float, float, float, int, str]:
+def run_ingest(
+    batch: Path, out: Path, extra: list[str] | None = None
+) -> tuple[float, float, float, int, str]:
     """Wall seconds, CPU seconds, peak RSS in MB, exit status and stdout of one child."""
     command = [sys.executable, "-m", "pytest_hgd", "ingest", str(batch), "--out", str(out)]
+    command += extra or []
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert child.stdout is not None
@@ -91,20 +123,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", choices=["hgd", "chat"], default="hgd")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="hgd-ingest-bench-") as temp:
         batch, out = Path(temp, "batch.jsonl"), Path(temp, "suite")
         make_batch(batch, args.conversations, args.seed)
+        extra: list[str] = []
+        if args.format == "chat":
+            chat, outcomes = Path(temp, "chat.jsonl"), Path(temp, "outcomes.csv")
+            to_chat(batch, chat, outcomes)
+            batch, extra = chat, ["--outcomes", str(outcomes), "--lead-value", "converted"]
         size_mb = batch.stat().st_size / 1e6
-        print(f"batch: {args.conversations} conversations, {size_mb:.1f} MB")
+        print(f"batch: {args.conversations} conversations, {size_mb:.1f} MB ({args.format})")
 
-        first = run_ingest(batch, out)
+        first = run_ingest(batch, out, extra)
         before = snapshot(out)
-        second = run_ingest(batch, out)
+        second = run_ingest(batch, out, extra)
         after = snapshot(out)
         (out / ".hgd" / "ingest-index.json").unlink()
-        cold = run_ingest(batch, out)  # the index cache gone: every pair file read again
+        cold = run_ingest(batch, out, extra)  # the index cache gone: every pair file read again
         print(first[-1].rstrip())
         print(second[-1].rstrip())
 

@@ -9,11 +9,11 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from pytest_hgd import __version__, init, merge
+from pytest_hgd import __version__, ingest_cli, init, merge
 from pytest_hgd.storage.ledger import read_ledger
 from pytest_hgd.suite.ingest import (
     MAX_LINE_BYTES,
@@ -35,7 +35,10 @@ EXIT_OK, EXIT_SOME_BAD, EXIT_USAGE = 0, 1, 2
 
 
 class Progress:
-    """A one-line progress display (``\\r``) on a terminal, shown once a batch takes a while."""
+    """A one-line progress display (``\\r``) on a terminal, shown once a batch takes a while;
+    with ``fraction`` (how much of the input is done, 0 to 1), a bar before the text."""
+
+    fraction: Callable[[], float | None] | None = None
 
     def __init__(self, stream: TextIO, delay: float = 0.5, interval: float = 0.1) -> None:
         self.stream = stream
@@ -53,6 +56,9 @@ class Progress:
         if now - self.start < self.delay or now - self.last < self.interval:
             return
         self.last = now
+        done = self.fraction() if self.fraction is not None else None
+        if done is not None:
+            text = f"[{'#' * round(done * 20):.<20}] {done:4.0%} {text}"
         line = f"hgd: {text}"
         self.stream.write("\r" + line.ljust(self.width))
         self.stream.flush()
@@ -131,7 +137,20 @@ def run_ingest(args: argparse.Namespace) -> int:
             print(f"hgd ingest: error: cannot read {source}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
         try:
-            result = ingest(_lines(stream), source, out, dry_run=args.dry_run, progress=progress)
+            reading = ingest_cli.prepare(args, _lines(stream), source)
+        except ingest_cli.UsageProblem as exc:
+            print(f"hgd ingest: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        progress.fraction = ingest_cli.fraction_read(stream)
+        try:
+            result = ingest(
+                reading.lines,
+                source,
+                out,
+                dry_run=args.dry_run,
+                progress=progress,
+                parse=reading.parse,
+            )
         except IngestRefused as exc:
             progress.close()
             print(f"hgd ingest: error: {exc}", file=sys.stderr)
@@ -151,13 +170,13 @@ def run_ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_SOME_BAD
-    for line in result.bad_lines:
+    for line in [*result.bad_lines, *reading.warnings()]:
         print(line, file=sys.stderr)
     if args.dry_run:
         for planned in result.files:
             kind = "locked pair" if planned.outcome == "lead" else "pair for review"
             print(f"would write {planned.path}: {_n(planned.pairs, kind)}")
-    print("\n".join(_summary(result, source, out, args.dry_run)))
+    print("\n".join(reading.summary(result, _summary(result, source, out, args.dry_run))))
     return EXIT_SOME_BAD if result.bad_lines else EXIT_OK
 
 
@@ -249,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_parser.add_argument(
         "--dry-run", action="store_true", help="print what would be written; write nothing"
     )
+    ingest_cli.add_arguments(ingest_parser)
     ingest_parser.set_defaults(handler=run_ingest)
 
     review_parser = commands.add_parser(

@@ -9,19 +9,18 @@ existing file is ever written to.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pytest_hgd.storage.cache import write_atomic
 from pytest_hgd.suite.pairfile import MAX_BYTES
+from pytest_hgd.suite.pairwriter import render
 from pytest_hgd.suite.suite_stats import ROLES, KeyBuilder, SuiteIndex, Turn
 from pytest_hgd.suite.yamlreader import MAX_NODES
 
@@ -29,11 +28,6 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-
-try:  # libyaml's emitter when present: same output, several times faster
-    from yaml import CSafeDumper as _Dumper
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
 
 REVIEW_DIR = "review"
 REVIEW_REASON = (
@@ -96,6 +90,7 @@ class Conversation:
     turns: tuple[Turn, ...]
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # messages left out, by what they were
 
 
 @dataclass(frozen=True)
@@ -119,14 +114,15 @@ class IngestResult:
     duplicates: int = 0
     bad_lines: list[str] = field(default_factory=list)
     suite_problems: list[str] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # of ingested conversations
 
 
 def _string(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def parse_conversation(line: str) -> Conversation:
-    """One JSON line to a conversation. Raises BadLine saying what is wrong."""
+def load_record(line: str) -> dict[str, Any]:
+    """One JSON line to an object that can be written as UTF-8. Raises BadLine."""
     try:
         data = json.loads(line)
     except (ValueError, RecursionError) as exc:
@@ -138,14 +134,26 @@ def parse_conversation(line: str) -> Conversation:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise BadLine("holds an invalid Unicode escape (a lone surrogate)") from None
-    for name in ("id", "outcome", "turns"):
-        if name not in data:
-            raise BadLine(f"missing field {name!r}")
+    return data
+
+
+def conversation_id(data: dict[str, Any]) -> str:
+    """The record's ``id``: a non-empty string (an integer is made one). Raises BadLine."""
     raw_id = data["id"]
     if isinstance(raw_id, int) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
     if not _string(raw_id) or not raw_id:
         raise BadLine("'id' must be a non-empty string")
+    return str(raw_id)
+
+
+def parse_conversation(line: str) -> Conversation:
+    """One JSON line to a conversation. Raises BadLine saying what is wrong."""
+    data = load_record(line)
+    for name in ("id", "outcome", "turns"):
+        if name not in data:
+            raise BadLine(f"missing field {name!r}")
+    raw_id = conversation_id(data)
     if data["outcome"] not in ("lead", "no_lead"):
         raise BadLine(f"'outcome' must be 'lead' or 'no_lead', not {data['outcome']!r}")
     if not isinstance(data["turns"], list):
@@ -160,74 +168,22 @@ def parse_conversation(line: str) -> Conversation:
         if not _string(turn.get("text")):
             raise BadLine(f"turns[{index}]: 'text' must be a string")
         turns.append((role, turn["text"]))
+    metadata = {k: v for k, v in data.items() if k not in KNOWN_KEYS}
+    return Conversation(raw_id, data["outcome"], tuple(turns), record_tags(data), metadata)
+
+
+def record_tags(data: dict[str, Any]) -> tuple[str, ...]:
+    """The record's ``tags`` (none when absent), each once. Raises BadLine."""
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(_string(t) and t for t in tags):
         raise BadLine("'tags' must be a list of non-empty strings")
-    metadata = {k: v for k, v in data.items() if k not in KNOWN_KEYS}
-    return Conversation(raw_id, data["outcome"], tuple(turns), tuple(dict.fromkeys(tags)), metadata)
+    return tuple(dict.fromkeys(tags))
 
 
 def sanitise(conversation_id: str) -> str:
     """A file-name stem for a conversation id: ASCII letters, digits, ``.``, ``_``, ``-``."""
     name = _UNSAFE.sub("_", conversation_id).strip("._-")[:MAX_NAME].rstrip("._-")
     return name or "conversation"
-
-
-_STR, _SEQ, _MAP = (f"tag:yaml.org,2002:{name}" for name in ("str", "seq", "map"))
-
-
-class _PairDumper(_Dumper):
-    """safe_dump's output, faster: nodes built directly, scalar resolution memoised.
-
-    A pair file repeats each turn in the history of every later pair, so most strings are
-    resolved many times; the answer depends on the string alone.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.resolved: dict[tuple[str, tuple[bool, bool]], str] = {}
-        # Implicit types are looked up by first character (``None``: any character).
-        self.by_first_char = None not in self.yaml_implicit_resolvers and not (
-            self.yaml_path_resolvers
-        )
-
-    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
-        if kind is not yaml.ScalarNode:
-            return self._resolve(kind, value, implicit)
-        if self.by_first_char and (
-            not implicit[0] or (value and value[0] not in self.yaml_implicit_resolvers)
-        ):
-            return _STR  # what the resolver answers: no implicit type can match
-        key = (value, implicit)
-        tag = self.resolved.get(key)
-        if tag is None:
-            tag = self.resolved[key] = self._resolve(kind, value, implicit)
-        return tag
-
-    def _resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
-        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-
-    def node(self, value: Any) -> yaml.Node:
-        """The node safe_dump's representer builds (block style), for JSON-like values."""
-        if type(value) is str:
-            return yaml.ScalarNode(_STR, value)
-        if type(value) is dict:
-            items = [(self.node(k), self.node(v)) for k, v in value.items()]
-            return yaml.MappingNode(_MAP, items, flow_style=False)
-        if type(value) is list:
-            return yaml.SequenceNode(_SEQ, [self.node(v) for v in value], flow_style=False)
-        return self.represent_data(value)  # numbers, booleans, null
-
-
-def render(document: dict[str, Any]) -> str:
-    """The YAML text of a pair file: what ``yaml.safe_dump(document, sort_keys=False,
-    allow_unicode=True, width=100)`` writes."""
-    stream = io.StringIO()
-    dumper = _PairDumper(stream, allow_unicode=True, width=100, sort_keys=False)
-    dumper.open()
-    dumper.serialize(dumper.node(document))
-    dumper.close()
-    return stream.getvalue()
 
 
 def _render(conversation: Conversation, pairs: list[dict[str, Any]]) -> str:
@@ -310,27 +266,29 @@ def ingest(
     *,
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
+    parse: Callable[[str], Conversation] = parse_conversation,
 ) -> IngestResult:
     """Ingest a batch: write new pair files under directory and report what happened.
 
     Refuses (``suite_problems`` set, nothing written) when a pair file under directory
-    cannot be read: its pairs would be missing from the dedup index.
+    cannot be read: its pairs would be missing from the dedup index. ``parse`` reads one
+    line (the hgd format by default; ``chat_format.ChatReader`` for chat records).
     """
     refuse_redirected_folders(directory)
     if dry_run:
-        return _ingest(lines, source, directory, dry_run=True, progress=progress)
+        return _ingest(lines, source, directory, True, progress, parse)
     directory.mkdir(parents=True, exist_ok=True)
     with _ingest_lock(directory, progress):
-        return _ingest(lines, source, directory, dry_run=False, progress=progress)
+        return _ingest(lines, source, directory, False, progress, parse)
 
 
 def _ingest(
     lines: Iterable[bytes],
     source: str,
     directory: Path,
-    *,
     dry_run: bool,
     progress: Callable[[str], None] | None,
+    parse: Callable[[str], Conversation],
 ) -> IngestResult:
     # long: one streaming pass over the batch; its steps share the counters
     result = IngestResult()
@@ -355,7 +313,7 @@ def _ingest(
         if not text.strip():
             continue
         try:
-            conversation = parse_conversation(text)
+            conversation = parse(text)
         except BadLine as exc:
             result.bad_lines.append(f"{source}:{number}: skipped: {exc}")
             continue
@@ -373,6 +331,7 @@ def _ingest(
                 continue
         result.conversations += 1
         result.duplicates += duplicates
+        result.skipped.update(conversation.skipped)
         lead = conversation.outcome == "lead"
         result.lead += lead
         result.no_lead += not lead
