@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from pytest_hgd import __version__, ingest_cli, init, merge
+from pytest_hgd import __version__, ingest_cli, init, merge, watch
 from pytest_hgd.storage.ledger import read_ledger
 from pytest_hgd.suite.ingest import (
     MAX_LINE_BYTES,
@@ -297,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats_parser.set_defaults(handler=run_stats)
     merge.add_parser(commands)
     init.add_parser(commands)
+    watch.add_parser(commands)
     return parser
 
 

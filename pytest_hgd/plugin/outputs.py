@@ -15,6 +15,7 @@ from pytest_hgd.core.settings import Settings
 from pytest_hgd.plugin.warning_types import HGDPressureWarning
 from pytest_hgd.reports.report import write_json
 from pytest_hgd.reports.summary import write_markdown
+from pytest_hgd.storage.ledger import append_record, read_ledger
 
 
 def _write_html(report: Mapping[str, Any], path: Path) -> None:
@@ -111,6 +112,24 @@ def redact_report(report: pytest.TestReport, redactor: Redactor) -> None:
         report.longrepr = (path, line, redactor.text(reason))
     if isinstance(getattr(report, "wasxfail", None), str):
         report.wasxfail = redactor.text(report.wasxfail)
+
+
+def ledger_history(ledger: Path | None, notes: list[str]) -> list[dict[str, Any]]:
+    """The ledger's earlier runs (pressure leaves the partial ones out); its problems noted."""
+    if ledger is None:
+        return []
+    read = read_ledger(ledger)
+    notes.extend(f"ledger: {problem}" for problem in read.problems)
+    return read.records
+
+
+def append_to_ledger(ledger: Path | None, record: dict[str, Any], notes: list[str]) -> None:
+    """Append the run's record; a failure to write is a note, not a crash."""
+    if ledger is not None:
+        try:
+            append_record(ledger, record)
+        except OSError as exc:
+            notes.append(f"ledger: cannot append to {ledger}: {exc.strerror or exc}")
 
 
 def junit_properties(payload: Mapping[str, Any]) -> list[tuple[str, object]]:

@@ -24,9 +24,11 @@ from pytest_hgd.plugin.items import GateItem, PairFile, PairItem, RolloutItem
 from pytest_hgd.plugin.keys import SPARES_KEY
 from pytest_hgd.plugin.lean import LeanProtocol
 from pytest_hgd.plugin.outputs import (
+    append_to_ledger,
     budget_note,
     hand_over,
     junit_properties,
+    ledger_history,
     redact_report,
     redecided_note,
     report_paths,
@@ -53,7 +55,6 @@ from pytest_hgd.run.prompts import git_commit
 from pytest_hgd.run.rollout import RolloutResult, RolloutRunner
 from pytest_hgd.run.runner import Scheduler
 from pytest_hgd.storage.cache import ReplyCache
-from pytest_hgd.storage.ledger import append_record, read_ledger
 from pytest_hgd.suite.pairfile import is_pair_file
 
 
@@ -256,23 +257,6 @@ class HGDSession:
         else:
             reporter.write_line(text)
 
-    def _history(self) -> list[dict[str, Any]]:
-        """The ledger's earlier runs (pressure leaves the partial ones out)."""
-        if self.settings.ledger is None:
-            return []
-        read = read_ledger(self.settings.ledger)
-        self.notes.extend(f"ledger: {problem}" for problem in read.problems)
-        return read.records
-
-    def _append_to_ledger(self, record: dict[str, Any]) -> None:
-        if self.settings.ledger is not None:
-            try:
-                append_record(self.settings.ledger, record)
-            except OSError as exc:
-                self.notes.append(
-                    f"ledger: cannot append to {self.settings.ledger}: {exc.strerror or exc}"
-                )
-
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """xdist's controller: what a worker collected and deselected (each collects all)."""
@@ -303,12 +287,14 @@ class HGDSession:
         found = explore.search(self, evidence.partial)
         stopped = found is not None and found.interrupted  # Ctrl-C: no probe after it
         probed = explore.with_search(None if stopped else explore.probe(self), found)
-        decision = decide_run(evidence, self.policy, self._history(), probed)
+        decision = decide_run(
+            evidence, self.policy, ledger_history(self.settings.ledger, self.notes), probed
+        )
         if decision.redecided:
             self.notes.append(redecided_note(decision.redecided))
         if found is not None and self.settings.search is not None:
             decision.record["search"] = explore.search_record(found, self.settings.search.policy)
-        self._append_to_ledger(decision.record)
+        append_to_ledger(self.settings.ledger, decision.record, self.notes)
         blame = blame_decision(self, decision)  # --hgd-blame: after the decision, controller only
         report = build_report(
             evidence, decision, strict=self.settings.strict, prompts=self.prompts(), blame=blame
