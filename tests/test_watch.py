@@ -83,6 +83,50 @@ def test_ctrl_c_stops_the_watch_cleanly(hgd: Gate) -> None:
     assert not leftovers
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_during_a_run_stops_the_run_whole_then_the_watch(hgd: Gate, signum: int) -> None:
+    _suite(hgd)
+    hgd.prompt("p.txt", {"a": "hello", "b": "SLEEP:0.5"})
+    hgd.pairs("y.hgd.yaml", conversation(
+        *({"id": f"s{i}", "customer": "b", "reply": "x", "history": [{"agent": str(i)}]}
+          for i in range(20))
+    ))  # fmt: skip
+    process = _start(hgd.path)
+    _read_until(process, "hgd watch: run 1: running the gate")
+    end = time.monotonic() + DEADLINE
+    while not any(c["messages"][-1]["content"] == "b" for c in hgd.calls()):
+        assert time.monotonic() < end, "the run never called the agent"
+        time.sleep(0.05)
+    process.send_signal(signum)  # to the watch alone, as a terminal's Ctrl-C now is
+    output = _read_until(process, "hgd watch: stopped")
+    assert process.wait(timeout=DEADLINE) == 130
+    assert "KeyboardInterrupt" in output  # the run's own last words: it stopped as on Ctrl-C
+    assert "killed" not in output
+    assert "hgd watch: run 1," not in output  # the interrupted run is not diffed
+    assert not (hgd.path / ".hgd" / "watch" / "report.json").exists()
+    assert not (hgd.path / ".hgd" / "ledger.jsonl").exists()
+    assert not [p for p in hgd.path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_once_runs_the_gate_once_with_the_users_own_report(
+    hgd: Gate, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_hgd.cli import main
+
+    _suite(hgd)
+    args = ["--hgd-candidate", "p.txt", "--hgd-baseline=base.txt", "--hgd-report=mine.json"]
+    status = main(
+        ["watch", "--once", "--dir", str(hgd.path), "--", "-p", "no:cacheprovider", *args]
+    )
+    output = capfd.readouterr().out
+    assert status == 0, output
+    assert "hgd watch: run 1, exit status 0" in output
+    assert "hgd watch: verdict PASS; 0 of 2 pairs failing" in output  # read from mine.json
+    assert "hgd watch: watching" not in output
+    assert hgd.report("mine.json")["verdict"] == "pass"
+    assert not (hgd.path / ".hgd" / "watch" / "report.json").exists()
+
+
 def test_changes_between_two_reports() -> None:
     before = {
         "verdict": "pass",
@@ -117,10 +161,36 @@ def test_the_prompt_from_the_ini_file_is_watched(tmp_path: Path) -> None:
     json.dumps(sorted(found))  # plain paths
 
 
-@pytest.mark.parametrize("bad", [["--interval", "x"]])
+def test_option_values_reads_both_spellings_and_stops_at_a_double_dash() -> None:
+    from pytest_hgd.watch import option_values
+
+    args = ["--hgd-candidate", "a.txt", "--hgd-baseline=git:main:p.txt", "--", "--hgd-candidate=b"]
+    assert option_values(args, ("--hgd-candidate", "--hgd-baseline")) == ["a.txt", "git:main:p.txt"]
+
+
+def test_a_pair_added_or_gone_is_counted() -> None:
+    before = {"verdict": "pass", "pairs": [{"id": "a", "delta": "kept"}]}
+    after = {"verdict": "pass", "pairs": [{"id": "b", "delta": "kept"}]}
+    assert changes(before, after)[-1] == "pairs in the run: 1 added, 1 gone"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [["--interval", "x"], ["--interval", "0"], ["--interval", "-1"], ["--interval", "nan"],
+     ["--max-runs", "-1"], ["--max-runs", "two"], ["--once", "--max-runs", "2"]],
+)  # fmt: skip
 def test_bad_watch_options_are_usage_errors(bad: list[str]) -> None:
     from pytest_hgd.cli import main
 
     with pytest.raises(SystemExit) as stop:
         main(["watch", *bad])
     assert stop.value.code == 2
+
+
+def test_a_missing_directory_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_hgd.cli import main
+
+    assert main(["watch", "--dir", str(tmp_path / "nowhere")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
