@@ -24,13 +24,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 FAILING = {"regressed", "new_fail", "error", "undecided", "still_failing"}
-SKIPPED_DIRS = {".git", ".hgd", ".venv", "venv", ".tox", "node_modules", "__pycache__"}
+SKIPPED_DIRS = {".git", ".hgd", ".venv", "venv", ".tox", "node_modules", "__pycache__",
+                ".pytest_cache", ".mypy_cache", ".ruff_cache"}  # fmt: skip
+CONFIG_FILES = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
 PROMPT_OPTIONS = ("--hgd-candidate", "--hgd-baseline")
+QUIET, SETTLE = 0.2, 2.0  # a change is run once the files were still 0.2 s (at most 2 s on)
 STOP_GRACE = 30.0  # seconds an interrupted run has to stop before it is killed
 EXIT_STOPPED, EXIT_USAGE = 130, 2
 Snapshot = dict[Path, tuple[int, int]]
@@ -81,9 +84,15 @@ def add_parser(commands: Any) -> None:
 
 
 def watched_files(directory: Path, pytest_args: Sequence[str], extra: Sequence[Path]) -> Snapshot:
-    """Every pair file under ``directory``, the prompts the arguments or the ini file name,
-    and ``extra``: each with its (modification time, size)."""
-    paths = [*_pair_files(directory), *_prompt_files(directory, pytest_args), *extra]
+    """Every pair file under ``directory``, its pytest configuration files, the prompts the
+    arguments or the ini file name, and ``extra``: each with its (modification time, size)."""
+    config = [directory / name for name in CONFIG_FILES]
+    return stat_files([*_pair_files(directory), *config, *_prompt_files(directory, pytest_args),
+                       *extra])  # fmt: skip
+
+
+def stat_files(paths: Iterable[Path]) -> Snapshot:
+    """Each path that exists, resolved, with its (modification time, size)."""
     snapshot: Snapshot = {}
     for path in paths:
         try:
@@ -92,6 +101,17 @@ def watched_files(directory: Path, pytest_args: Sequence[str], extra: Sequence[P
             continue
         snapshot[path.resolve()] = (stat.st_mtime_ns, stat.st_size)
     return snapshot
+
+
+def report_prompts(directory: Path, report: Mapping[str, Any]) -> list[Path]:
+    """The prompt files a gate report names (whatever configured them, ``pyproject.toml``
+    included): relative to ``directory``, where the watch runs pytest (its rootdir)."""
+    found = []
+    for prompt in (report.get("prompts") or {}).values():
+        source = prompt.get("source") if isinstance(prompt, Mapping) else None
+        if isinstance(source, str) and source and not source.startswith("git:"):
+            found.append(directory / source)
+    return found
 
 
 def _pair_files(directory: Path) -> Iterator[Path]:
@@ -270,7 +290,8 @@ def _loop(
     """Run, print what changed, wait for a change; again until --max-runs runs."""
     command = _gate_command(pytest_args, report)
     previous: dict[str, Any] | None = None
-    snapshot = watched_files(directory, pytest_args, args.watch)
+    extra: list[Path] = list(args.watch)
+    snapshot = watched_files(directory, pytest_args, extra)
     changed: list[str] = []
     runs = 0
     while True:
@@ -284,25 +305,39 @@ def _loop(
         if current is not None:
             print("\n".join(f"hgd watch: {line}" for line in changes(previous, current)))
             previous = current
+            found = [p for p in report_prompts(directory, current) if p.resolve() not in snapshot]
+            extra.extend(found)
+            snapshot.update(stat_files(found))
         else:
             print("hgd watch: no gate report (see the output below)")
         print(output, end="" if output.endswith("\n") else "\n", flush=True)
         if args.max_runs and runs >= args.max_runs:
             return 0
         print(f"hgd watch: watching {len(snapshot)} files; Ctrl-C stops", flush=True)
-        changed, snapshot = _wait_for_change(directory, pytest_args, args, snapshot)
+        changed, snapshot = _wait_for_change(directory, pytest_args, extra, args.interval, snapshot)
 
 
 def _wait_for_change(
-    directory: Path, pytest_args: Sequence[str], args: argparse.Namespace, before: Snapshot
+    directory: Path,
+    pytest_args: Sequence[str],
+    extra: Sequence[Path],
+    interval: float,
+    before: Snapshot,
 ) -> tuple[list[str], Snapshot]:
-    """Poll until a watched file changes, appears or goes; then let the editor finish."""
+    """Poll until a watched file changes, appears or goes; then until the files have been
+    still for QUIET seconds (an editor saves in several steps), at most SETTLE seconds."""
     while True:
-        time.sleep(args.interval)
-        now = watched_files(directory, pytest_args, args.watch)
+        time.sleep(interval)
+        now = watched_files(directory, pytest_args, extra)
         if now != before:
-            time.sleep(min(0.2, args.interval))  # an editor's write in several steps
-            now = watched_files(directory, pytest_args, args.watch)
-            differ = sorted(p for p in set(now) | set(before) if now.get(p) != before.get(p))
-            names = [os.path.relpath(p, directory) for p in differ]
-            return names[:5] + ([f"{len(names) - 5} more"] if len(names) > 5 else []), now
+            break
+    settle = time.monotonic() + SETTLE
+    while time.monotonic() < settle:
+        time.sleep(min(QUIET, interval))
+        later = watched_files(directory, pytest_args, extra)
+        if later == now:
+            break
+        now = later
+    differ = sorted(p for p in set(now) | set(before) if now.get(p) != before.get(p))
+    names = [os.path.relpath(p, directory) for p in differ]
+    return names[:5] + ([f"{len(names) - 5} more"] if len(names) > 5 else []), now

@@ -40,3 +40,29 @@ def test_each_pair_carries_its_delta_pass_rates_and_failed_check(hgd: Gate, xdis
         "hgd_kind": "locked",
         "hgd_reason": "superseded",
     }
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+def test_a_rollout_carries_its_delta_and_where_it_failed(hgd: Gate, xdist: bool) -> None:
+    hgd.prompt("base.txt", {"a": "hello", "b": "hello"})
+    hgd.prompt("cand.txt", {"a": "hello", "b": "bye"})
+    hgd.pairs("x.hgd.yaml", conversation(
+        {"id": "first", "customer": "a", "checks": [{"contains": "hello"}]},
+        {"id": "second", "customer": "b", "history": [{"customer": "a"}, {"agent": "hello"}],
+         "checks": [{"contains": "hello"}]},
+        rollout=True,
+    ))  # fmt: skip
+    args = ["--hgd-candidate=cand.txt", "--hgd-baseline=base.txt", "--junitxml=junit.xml"]
+    if xdist:
+        pytest.importorskip("xdist")
+        args += ["-p", "xdist", "-n", "2"]
+    hgd.run(*args).assert_outcomes(passed=1, failed=2)
+    found = _properties(hgd)
+    assert found["rollout"] == {
+        "hgd_delta": "regressed",
+        "hgd_baseline_passed": "true",
+        "hgd_candidate_passed": "false",
+        "hgd_candidate_failed_turn": "2",
+        "hgd_candidate_failed_check": "contains: missing 'hello'",
+    }
+    assert found["second"]["hgd_candidate_pass_rate"] == "0/1"

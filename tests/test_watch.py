@@ -157,7 +157,7 @@ def test_the_prompt_from_the_ini_file_is_watched(tmp_path: Path) -> None:
     (tmp_path / ".hgd").mkdir()
     (tmp_path / ".hgd/b.hgd.yaml").write_text("x")
     found = {p.relative_to(tmp_path).as_posix() for p in watched_files(tmp_path, [], [])}
-    assert found == {"prompts/p.txt", "pairs/a.hgd.yaml"}
+    assert found == {"prompts/p.txt", "pairs/a.hgd.yaml", "pytest.ini"}
     json.dumps(sorted(found))  # plain paths
 
 
@@ -194,3 +194,16 @@ def test_a_missing_directory_is_a_usage_error(
 
     assert main(["watch", "--dir", str(tmp_path / "nowhere")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_the_prompts_a_report_names_are_watched(tmp_path: Path) -> None:
+    from pytest_hgd.watch import report_prompts
+
+    report = {
+        "prompts": {
+            "candidate": {"source": "prompts/mine.txt", "sha256": "0"},
+            "baseline": {"source": "git:main:prompts/system.txt", "sha256": "1"},
+        }
+    }
+    assert report_prompts(tmp_path, report) == [tmp_path / "prompts/mine.txt"]
+    assert report_prompts(tmp_path, {"prompts": {"candidate": None}}) == []

@@ -144,8 +144,11 @@ def junit_properties(payload: Mapping[str, Any]) -> list[tuple[str, object]]:
             continue
         if "runs" in side:
             found.append((f"hgd_{role}_pass_rate", f"{side['passes']}/{side['runs']}"))
-        elif "passed" in side:  # a rollout: its turns passed or not
+        elif "passed" in side:  # a rollout: its turns passed or not, and where it failed
             found.append((f"hgd_{role}_passed", str(bool(side["passed"])).lower()))
+            if not side["passed"]:
+                turn = side.get("first_failed_turn")
+                found.append((f"hgd_{role}_failed_turn", str(turn) if turn else "final"))
         if side.get("failed_check"):
             check = f"{side['failed_check']}: {side.get('message') or ''}".rstrip(": ")
             found.append((f"hgd_{role}_failed_check", check))
