@@ -131,6 +131,8 @@ def prepare(args: argparse.Namespace, lines: Iterator[bytes], source: str) -> Re
         except OSError as exc:
             raise UsageProblem(f"cannot read {source}: {exc.strerror}") from None
         fmt, why = detect_format(first, number)
+        if fmt == "hgd" and chosen and "'turns'" not in why:  # no sign of hgd format, and
+            fmt, why = "chat", f"{why}, and {', '.join(chosen)} are chat-format options"
         why = f"auto: {why}"
     else:
         fmt, why = args.format, f"--format {args.format}"

@@ -205,12 +205,19 @@ def plan_config(directory: Path, prompt: str) -> Planned:
         keys = _keys_for(name, text, prompt)
         if keys is None:
             continue
-        extra = tuple(line for line in keys.splitlines() if not line.startswith("# pytest-hgd"))
+        extra = tuple(  # the keys alone: the file has its section already
+            line
+            for line in keys.splitlines()
+            if not line.startswith(("# pytest-hgd", "[")) and line.strip()
+        )
         if name == "pyproject.toml" and _pyproject_has_pytest(text) is None:
             return Planned(name, "skip", what="not valid TOML; add these keys:", extra=extra)
         if _configured(text):
             return Planned(name, "skip", what="already sets hgd_agent")
-        what = "is the pytest configuration (hgd init edits none); add these keys:"
+        what = (
+            "is the pytest configuration (hgd init edits none); add these keys under its "
+            "pytest section:"
+        )
         return Planned(name, "skip", what=what, extra=extra)
     pyproject = directory / "pyproject.toml"
     if pyproject.is_file():
@@ -336,7 +343,9 @@ def _next_steps(directory: Path, ci: str | None, planned: list[Planned]) -> None
             f"note: GitHub runs workflows from the repository root's {WORKFLOW_FILE} only; "
             f"{directory} has no .git: move the file there and set its paths."
         )
-    if all(item.action == "skip" for item in planned):
+    keys_to_add = [item.path for item in planned if item.action == "skip" and item.extra]
+    if all(item.action == "skip" for item in planned) and not keys_to_add:
         print("nothing to do: every file exists")
     where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {directory} && "
-    print(f"next: {where}pytest --hgd    (then replace {AGENT_FILE} with your agent)")
+    first = f"add the keys above to {keys_to_add[0]}, then " if keys_to_add else ""
+    print(f"next: {first}{where}pytest --hgd    (then replace {AGENT_FILE} with your agent)")

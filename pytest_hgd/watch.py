@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-FAILING = {"regressed", "new_fail", "error", "undecided", "still_failing"}
+FAILING = {"regressed", "new_fail", "error", "undecided"}  # what fails the gate
+STRICT_FAILING = FAILING | {"still_failing"}  # ... and with --hgd-strict
 SKIPPED_DIRS = {".git", ".hgd", ".venv", "venv", ".tox", "node_modules", "__pycache__",
                 ".pytest_cache", ".mypy_cache", ".ruff_cache"}  # fmt: skip
 CONFIG_FILES = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
@@ -165,21 +166,34 @@ def _ini_values(directory: Path) -> Mapping[str, str]:
     return {}
 
 
+def _verdict(report: Mapping[str, Any]) -> str:
+    return "NONE (a partial run)" if report.get("partial") else str(report["verdict"]).upper()
+
+
+def _outcomes(report: Mapping[str, Any]) -> dict[str, str]:
+    """Every pair's and rollout's delta (a rollout by its id, marked as one)."""
+    found = {str(p["id"]): str(p["delta"]) for p in report.get("pairs", [])}
+    found.update({f"{r['id']} (rollout)": str(r["delta"]) for r in report.get("rollouts", [])})
+    return found
+
+
 def changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[str]:
-    """What changed between two gate reports: the verdict, pairs newly failing or passing,
-    pairs added to or gone from the run."""
-    now = {p["id"]: p["delta"] for p in after.get("pairs", [])}
+    """What changed between two gate reports: the verdict, pairs and rollouts newly failing
+    the gate or passing it (``still_failing`` fails it only with ``--hgd-strict``), pairs
+    added to or gone from the run."""
+    failing = STRICT_FAILING if after.get("strict") else FAILING
+    now = _outcomes(after)
     if before is None:
-        failing = sum(1 for delta in now.values() if delta in FAILING)
-        return [f"verdict {after['verdict'].upper()}; {failing} of {len(now)} pairs failing"]
-    then = {p["id"]: p["delta"] for p in before.get("pairs", [])}
+        count = sum(1 for delta in now.values() if delta in failing)
+        return [f"verdict {_verdict(after)}; {count} of {len(now)} failing the gate"]
+    then = _outcomes(before)
     lines = []
-    if before["verdict"] != after["verdict"]:
-        lines.append(f"verdict {before['verdict'].upper()} -> {after['verdict'].upper()}")
+    if _verdict(before) != _verdict(after):
+        lines.append(f"verdict {_verdict(before)} -> {_verdict(after)}")
     else:
-        lines.append(f"verdict {after['verdict'].upper()} (unchanged)")
-    worse = [p for p, d in now.items() if d in FAILING and then.get(p) not in FAILING]
-    better = [p for p, d in now.items() if d not in FAILING and then.get(p) in FAILING]
+        lines.append(f"verdict {_verdict(after)} (unchanged)")
+    worse = [p for p, d in now.items() if d in failing and then.get(p) not in failing]
+    better = [p for p, d in now.items() if d not in failing and then.get(p) in failing]
     for label, pairs in (("newly failing", worse), ("newly passing", better)):
         if pairs:
             lines.append(f"{label} ({len(pairs)}):")

@@ -257,8 +257,9 @@ def test_an_unknown_outcome_value_names_lead_value(
     code, _, err = run(capsys, batch(tmp_path, record), "--out", tmp_path / "s")
     assert code == 1
     assert err[0].endswith(
-        "skipped: 'outcome': unknown outcome 'closed won' (expected 'lead' or 'no_lead'; "
-        "--lead-value 'closed won' counts it as lead, any other as no_lead)"
+        "skipped: 'outcome': unknown outcome 'closed won' (expected 'lead' or 'no_lead'; or "
+        "give --lead-value once for each value that means lead, e.g. --lead-value lead "
+        "--lead-value 'closed won': every other value is then no_lead)"
     )
 
 
@@ -394,6 +395,24 @@ def test_chat_options_on_hgd_input_are_a_usage_error(
         "as hgd format (auto: line 1 has 'turns'). Hint: --format chat reads it as chat format."
     ]
     assert not (tmp_path / "s").exists()
+
+
+def test_chat_options_make_an_empty_or_odd_batch_chat(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text("id,outcome\na,lead\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, _, err = run(capsys, empty, "--out", tmp_path / "s", "--outcomes", outcomes)
+    assert code == 0, err  # a nightly export with nothing in it is no error
+    record = chat("a", user("Hi?"), assistant("Hello."))
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text("not json\n" + json.dumps(record) + "\n")
+    code, _, err = run(capsys, odd, "--out", tmp_path / "s", "--outcomes", outcomes)
+    assert code == 1  # line 1 is a bad line; line 2 is read as the chat record it is
+    assert any("odd.jsonl:1:" in line for line in err)
+    assert (tmp_path / "s").exists()
 
 
 def test_auto_detection_reads_the_batch_as_a_stream() -> None:

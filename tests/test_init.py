@@ -165,6 +165,9 @@ def test_an_existing_pytest_configuration_is_not_edited(
     assert (tmp_path / name).read_text() == text
     assert f"skipped {name}: is the pytest configuration (hgd init edits none); add these" in out
     assert f"      {key_line}\n" in out
+    assert "      [" not in out  # the keys alone: pasting a second table header would break it
+    assert f"next: add the keys above to {name}, then cd " in out
+    assert "nothing to do" not in init(tmp_path, capsys)[1]  # the keys are still missing
     assert name == "pytest.ini" or not (tmp_path / "pytest.ini").exists()
     assert "wrote hgd_agent.py" in out
 

@@ -199,3 +199,15 @@ def test_every_agent_call_is_counted_rollouts_included(hgd: Gate) -> None:
     assert hgd.calls() == [] and again["baseline"] == again["candidate"] == 0
     hits = again["cache_hits"]
     assert hits["baseline"] + hits["candidate"] >= made
+
+
+def test_a_gate_that_collects_no_pair_file_is_an_error_not_a_pass(hgd: Gate) -> None:
+    """`testpaths` pointing away from the pairs (or no pair file yet): --hgd gated nothing."""
+    hgd.prompt("p.txt", {"*": "hello"})
+    hgd.pytester.makepyfile(test_unit="def test_unit():\n    pass\n")
+    hgd.pairs("pairs/x.hgd.yaml", conversation({"id": "a", "customer": "a", "reply": "hello"}))
+    result = hgd.run("--hgd-candidate=p.txt", "test_unit.py")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(["hgd: error: no pair file (*.hgd.yaml, *.hgd.yml) was collected*"])
+    deselected = hgd.run("--hgd-candidate=p.txt", "-k", "nothing")  # a partial run, not this
+    assert "no pair file" not in deselected.stdout.str()

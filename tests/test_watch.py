@@ -57,7 +57,7 @@ def test_an_edit_reruns_the_gate_and_says_what_changed(hgd: Gate) -> None:
     process = _start(hgd.path, "--max-runs", "3")
     first = _read_until(process, "hgd watch: watching")
     assert "hgd watch: run 1, exit status 0" in first
-    assert "hgd watch: verdict PASS; 0 of 2 pairs failing" in first
+    assert "hgd watch: verdict PASS; 0 of 2 failing the gate" in first
     calls = len(hgd.calls())
     time.sleep(0.05)
     hgd.prompt("p.txt", {"a": "hello", "b": "bye"})  # b regresses
@@ -121,10 +121,27 @@ def test_once_runs_the_gate_once_with_the_users_own_report(
     output = capfd.readouterr().out
     assert status == 0, output
     assert "hgd watch: run 1, exit status 0" in output
-    assert "hgd watch: verdict PASS; 0 of 2 pairs failing" in output  # read from mine.json
+    assert "hgd watch: verdict PASS; 0 of 2 failing the gate" in output  # read from mine.json
     assert "hgd watch: watching" not in output
     assert hgd.report("mine.json")["verdict"] == "pass"
     assert not (hgd.path / ".hgd" / "watch" / "report.json").exists()
+
+
+def test_changes_follow_the_verdict_rollouts_and_partial_runs() -> None:
+    before = {"verdict": "pass", "pairs": [{"id": "a", "delta": "still_failing"}],
+              "rollouts": [{"id": "c", "delta": "kept"}]}  # fmt: skip
+    after = {"verdict": "fail", "pairs": [{"id": "a", "delta": "still_failing"}],
+             "rollouts": [{"id": "c", "delta": "regressed"}]}  # fmt: skip
+    assert changes(None, before) == ["verdict PASS; 0 of 2 failing the gate"]
+    assert changes(before, after) == [
+        "verdict PASS -> FAIL",
+        "newly failing (1):",
+        "  regressed     c (rollout)",
+    ]
+    strict = {**after, "strict": True}
+    assert changes(None, strict) == ["verdict FAIL; 2 of 2 failing the gate"]
+    partial = {**before, "partial": True}
+    assert changes(before, partial)[0] == "verdict PASS -> NONE (a partial run)"
 
 
 def test_changes_between_two_reports() -> None:
@@ -136,7 +153,7 @@ def test_changes_between_two_reports() -> None:
         "verdict": "fail",
         "pairs": [{"id": "a", "delta": "kept"}, {"id": "b", "delta": "regressed"}],
     }
-    assert changes(None, before) == ["verdict PASS; 0 of 2 pairs failing"]
+    assert changes(None, before) == ["verdict PASS; 0 of 2 failing the gate"]
     assert changes(before, after) == [
         "verdict PASS -> FAIL",
         "newly failing (1):",

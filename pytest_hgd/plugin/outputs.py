@@ -132,6 +132,25 @@ def append_to_ledger(ledger: Path | None, record: dict[str, Any], notes: list[st
             notes.append(f"ledger: cannot append to {ledger}: {exc.strerror or exc}")
 
 
+def nothing_gated(
+    selection: Any, exitstatus: int, session: pytest.Session, errors: list[str]
+) -> None:
+    """``pytest --hgd`` that collected no pair file at all gates nothing: an error, and
+    exit status 5 (no tests) when the run would otherwise pass. Pairs deselected (``-k``)
+    or left to other shards are a partial run, not this."""
+    if selection.collected or selection.deselected or selection.sharded:
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return
+    errors.append(
+        "no pair file (*.hgd.yaml, *.hgd.yml) was collected: --hgd gated nothing. Hint: "
+        "check testpaths in the pytest configuration, or name the pairs' directory "
+        "(pytest --hgd pairs/)"
+    )
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+
 def junit_properties(payload: Mapping[str, Any]) -> list[tuple[str, object]]:
     """A pair's or rollout's evidence as JUnit XML ``<property>`` entries (pytest's
     ``user_properties``): its delta, kind, each prompt's pass rate and failed check."""

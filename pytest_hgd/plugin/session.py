@@ -29,6 +29,7 @@ from pytest_hgd.plugin.outputs import (
     hand_over,
     junit_properties,
     ledger_history,
+    nothing_gated,
     redact_report,
     redecided_note,
     report_paths,
@@ -323,6 +324,7 @@ class HGDSession:
         if is_worker(self.config) or session.config.option.collectonly:
             return
         if not self.pairs and not self.skipped and not self.rollouts:
+            nothing_gated(self.selection, exitstatus, session, self.errors)
             return
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.notes.append("the run was interrupted: no report and no ledger record written")

@@ -88,8 +88,9 @@ class OutcomeRule:
         if value in OUTCOMES:
             return value
         raise ValueError(
-            f"unknown outcome {text!r} (expected 'lead' or 'no_lead'; "
-            f"--lead-value {shlex.quote(text.strip())} counts it as lead, any other as no_lead)"
+            f"unknown outcome {text!r} (expected 'lead' or 'no_lead'; or give --lead-value "
+            "once for each value that means lead, e.g. --lead-value lead --lead-value "
+            f"{shlex.quote(text.strip())}: every other value is then no_lead)"
         )
 
 
