@@ -12,6 +12,7 @@ import pytest
 
 from pytest_hgd.core.redact import Redactor
 from pytest_hgd.core.settings import Settings
+from pytest_hgd.plugin.selection import Selection
 from pytest_hgd.plugin.warning_types import HGDPressureWarning
 from pytest_hgd.reports.report import write_json
 from pytest_hgd.reports.summary import write_markdown
@@ -133,7 +134,7 @@ def append_to_ledger(ledger: Path | None, record: dict[str, Any], notes: list[st
 
 
 def nothing_gated(
-    selection: Any, exitstatus: int, session: pytest.Session, errors: list[str]
+    selection: Selection, exitstatus: int, session: pytest.Session, errors: list[str]
 ) -> None:
     """``pytest --hgd`` that collected no pair file at all gates nothing: an error, and
     exit status 5 (no tests) when the run would otherwise pass. Pairs deselected (``-k``)
