@@ -14,7 +14,7 @@ import httpx
 import pytest
 from openai_server import Fault, OpenAIServer, echo_reply
 
-from pytest_hgd.agents.http_agent import HTTPAgent, HTTPAgentSettings, _retry_after
+from pytest_hgd.agents.http_agent import HTTPAgent, HTTPAgentSettings, retry_after_seconds
 from pytest_hgd.core.errors import AgentError
 from pytest_hgd.plugin.ini_lists import parse_headers
 
@@ -327,10 +327,10 @@ def test_parse_headers() -> None:
     ],
 )
 def test_retry_after_forms(headers: dict[str, str], seconds: float | None) -> None:
-    assert _retry_after(httpx.Headers(headers)) == seconds
+    assert retry_after_seconds(httpx.Headers(headers)) == seconds
 
 
 def test_retry_after_http_date() -> None:
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    wait = _retry_after(httpx.Headers({"Retry-After": when}))
+    wait = retry_after_seconds(httpx.Headers({"Retry-After": when}))
     assert wait is not None and 25 < wait <= 31

@@ -11,7 +11,6 @@ budget:R could keep, on any split, gains on that split's held-out files too.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,16 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from agent import reply, single_edits  # noqa: E402
 
-try:  # the search's own draw, once pytest-hgd has it
-    from pytest_hgd.core.search import split_holdout
-except ImportError:  # pragma: no cover - the same rule, for older pytest-hgd
-
-    def split_holdout(paths: Iterable[str], fraction: float, seed: int) -> frozenset[str]:
-        files = sorted(set(paths))
-        if fraction <= 0 or len(files) < 2:
-            return frozenset()
-        count = min(len(files) - 1, max(1, round(fraction * len(files))))
-        return frozenset(random.Random(f"hgd-holdout:{seed}").sample(files, count))
+from pytest_hgd.core.search import split_holdout  # noqa: E402  (the search's own draw)
 
 
 @dataclass(frozen=True)

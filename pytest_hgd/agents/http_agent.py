@@ -19,7 +19,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +98,7 @@ class HTTPAgent:
         key = source.get(settings.api_key_env) if settings.api_key_env else None
         self._settings = settings
         self._key = key or None
-        self._secrets = _secret_forms(self._key, [value for _, value in settings.headers])
+        self._secrets = secret_forms(self._key, [value for _, value in settings.headers])
         self._url = settings.base_url.rstrip("/") + "/chat/completions"
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -225,7 +225,7 @@ class HTTPAgent:
             problem = f"connection to {self._url} failed: {type(exc).__name__}: {exc}"
             return problem, self._backoff(attempt)
         status = response.status_code
-        retry_after = _retry_after(response.headers)
+        retry_after = retry_after_seconds(response.headers)
         if retry_after is not None:
             retry_after = min(retry_after, self._settings.retry_after_max)
         self._pacer.observe(status, response.headers, retry_after)
@@ -276,27 +276,37 @@ class HTTPAgent:
         return text
 
     def _excerpt(self, text: str) -> str:
-        """Scrubbed first, so that cutting the text short cannot leave part of a secret."""
-        text = " ".join(self._scrub(text).split())
-        return text if len(text) <= _EXCERPT else text[: _EXCERPT - 3] + "..."
+        return excerpt(text, self._scrub)
 
     def _error_text(self, response: httpx.Response) -> str:
-        """The server's own error message, else a short excerpt of the body."""
-        try:
-            data = response.json()
-        except ValueError:
-            return self._excerpt(response.text) or response.reason_phrase
-        if isinstance(data, dict):
-            error = data.get("error")
-            if isinstance(error, dict) and isinstance(error.get("message"), str):
-                return self._excerpt(error["message"])
-            for candidate in (error, data.get("message"), data.get("detail")):
-                if isinstance(candidate, str):
-                    return self._excerpt(candidate)
-        return self._excerpt(response.text)
+        return error_text(response, self._excerpt)
 
 
-def _secret_forms(key: str | None, header_values: list[str]) -> tuple[str, ...]:
+def excerpt(text: str, scrub: Callable[[str], str]) -> str:
+    """``text`` on one line and cut short, scrubbed first, so that cutting it cannot leave
+    part of a secret."""
+    text = " ".join(scrub(text).split())
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 3] + "..."
+
+
+def error_text(response: httpx.Response, excerpt: Callable[[str], str]) -> str:
+    """An OpenAI-compatible server's own error message, else a short excerpt of the body
+    (every text through ``excerpt``)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return excerpt(response.text) or response.reason_phrase
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return excerpt(error["message"])
+        for candidate in (error, data.get("message"), data.get("detail")):
+            if isinstance(candidate, str):
+                return excerpt(candidate)
+    return excerpt(response.text)
+
+
+def secret_forms(key: str | None, header_values: list[str]) -> tuple[str, ...]:
     """The key and header values long enough to be secrets, as sent and JSON-escaped."""
     secrets = [v for v in header_values if len(v) >= 8]
     if key:
@@ -305,7 +315,7 @@ def _secret_forms(key: str | None, header_values: list[str]) -> tuple[str, ...]:
     return tuple(sorted(forms, key=len, reverse=True))
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
     """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
     millis = headers.get("retry-after-ms")
     if millis is not None:

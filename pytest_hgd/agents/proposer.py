@@ -22,7 +22,12 @@ from typing import Any
 
 import httpx
 
-from pytest_hgd.agents.http_agent import _retry_after, _secret_forms
+from pytest_hgd.agents.http_agent import (
+    error_text,
+    excerpt,
+    retry_after_seconds,
+    secret_forms,
+)
 from pytest_hgd.agents.proposer_template import (
     DEFAULT_TEMPLATE,
     ProposerTemplateError,
@@ -44,7 +49,6 @@ __all__ = [
 ]
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
-_EXCERPT = 300
 
 
 class ProposerError(AgentError):
@@ -128,7 +132,7 @@ class LLMProposer:
         self._transport = transport
         self._url = settings.base_url.rstrip("/") + "/chat/completions"
         secrets = [
-            *_secret_forms(self._key, [value for _, value in settings.headers]),
+            *secret_forms(self._key, [value for _, value in settings.headers]),
             *secrets_from(source, [settings.api_key_env], settings.headers),
         ]
         self._redactor = Redactor(secrets)
@@ -273,7 +277,7 @@ class LLMProposer:
         problem = f"HTTP {status} from {self._url}: {self._error_text(response)}"
         if status not in _RETRY_STATUSES and status < 500:
             raise self.error(problem)
-        retry_after = _retry_after(response.headers)
+        retry_after = retry_after_seconds(response.headers)
         if retry_after is None:
             return problem, self._backoff(attempt)
         return problem, min(retry_after, s.retry_after_max)
@@ -305,21 +309,7 @@ class LLMProposer:
         return content
 
     def _excerpt(self, text: str) -> str:
-        """Masked first, so that cutting the text short cannot leave part of a secret."""
-        text = " ".join(self._redactor.text(text).split())
-        return text if len(text) <= _EXCERPT else text[: _EXCERPT - 3] + "..."
+        return excerpt(text, self._redactor.text)
 
     def _error_text(self, response: httpx.Response) -> str:
-        """The server's own error message, else a short excerpt of the body."""
-        try:
-            data = response.json()
-        except ValueError:
-            return self._excerpt(response.text) or response.reason_phrase
-        if isinstance(data, dict):
-            error = data.get("error")
-            if isinstance(error, dict) and isinstance(error.get("message"), str):
-                return self._excerpt(error["message"])
-            for candidate in (error, data.get("message"), data.get("detail")):
-                if isinstance(candidate, str):
-                    return self._excerpt(candidate)
-        return self._excerpt(response.text)
+        return error_text(response, self._excerpt)
